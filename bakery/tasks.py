@@ -1,0 +1,224 @@
+"""Invoke tasks: parse flags, read config, call the core, turn BakeryError into a one-line message + exit code.
+
+Invoke config (``ns.configure``, ``invoke.yaml`` under ``bakery:``, or ``INVOKE_BAKERY_*`` variables):
+
+=================  ======================================================================
+``config``         path of bakery.yaml (default: found by walking up from the current dir)
+``registry``       overrides ``registry``            (``INVOKE_BAKERY_REGISTRY``)
+``tag``            overrides ``tag``                 (``INVOKE_BAKERY_TAG``)
+``cache_scope``    overrides ``cache.scope``         (``INVOKE_BAKERY_CACHE_SCOPE``)
+``docker``         the docker binary (default ``docker``)
+``overrides``      any bakery.yaml keys, deep-merged (e.g. ``{cache: {type: local}}``)
+=================  ======================================================================
+
+At build time the variables bake itself reads win over all of these: ``BAKERY_REGISTRY``, ``BAKERY_TAG``,
+``BAKERY_CACHE_SCOPE``; task flags win over everything.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from invoke import Collection, Context, Exit, task
+
+from . import build as build_mod
+from .config import CONFIG_FILE, Config, load
+from .docker import Docker
+from .errors import BakeryError, RegistryError
+from .process import Runner
+from .setup import Facts, assess, enabled_emulators, ensure_builder, register_qemu
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULTS: dict[str, Any] = {
+    "config": None, "registry": None, "tag": None, "cache_scope": None, "docker": "docker", "overrides": {},
+}
+
+
+def _errors_to_exit(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BakeryError as exc:
+            raise Exit(f"bakery: {exc}".replace("\n", "\nbakery: "), code=exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise Exit("bakery: interrupted; no results written", code=130) from None
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(c: Context) -> dict[str, Any]:
+    try:
+        return dict(c.config.bakery)
+    except AttributeError:
+        return dict(DEFAULTS)
+
+
+def find_config(start: Path) -> Path:
+    for d in (start, *start.parents):
+        if (d / CONFIG_FILE).is_file():
+            return d / CONFIG_FILE
+    raise BakeryError(f"{CONFIG_FILE} not found in {start} or any parent directory (pass --config PATH)")
+
+
+def config_from(c: Context, path: str | None = None) -> Config:
+    s = _settings(c)
+    chosen = path or s.get("config")
+    cfg_path = Path(chosen) if chosen else find_config(Path.cwd())
+    overrides: dict[str, Any] = dict(s.get("overrides") or {})
+    if s.get("registry"):
+        overrides["registry"] = s["registry"]
+    if s.get("tag"):
+        overrides["tag"] = s["tag"]
+    if s.get("cache_scope"):
+        overrides["cache"] = {**overrides.get("cache", {}), "scope": s["cache_scope"]}
+    return load(cfg_path, overrides)
+
+
+def docker_from(c: Context, config: Config, *, verbose: bool = False, dry_run: bool = False) -> Docker:
+    runner = Runner(verbose=verbose, dry_run=dry_run)
+    builder = None if config.builder.driver == "docker" and config.builder.name == "default" else config.builder.name
+    return Docker(runner, binary=_settings(c).get("docker") or "docker", builder=builder)
+
+
+@task(help={"hcl": "also write bake/docker-bake.hcl", "config": "path of bakery.yaml",
+            "check": "verify the files with `docker buildx bake --print` (default on)"})
+@_errors_to_exit
+def generate(c: Context, hcl: bool = False, config: str | None = None, check: bool = True) -> None:
+    """Write bake/docker-bake.json (and .hcl) from bakery.yaml."""
+    cfg = config_from(c, config)
+    formats = list(cfg.formats) + (["hcl"] if hcl and "hcl" not in cfg.formats else [])
+    docker = docker_from(c, cfg) if check else None
+    for path in build_mod.generate(cfg, docker, formats=formats, check=check):
+        print(f"wrote {path.relative_to(cfg.root)}")
+
+
+@task(iterable=["group", "image"],
+      help={"group": "platform group to build (repeatable; default all)", "image": "image to build (repeatable)",
+            "tag": "tag of the final multi-arch index (default: config `tag`, or BAKERY_TAG)",
+            "push": "push per-group results and stitch one index per image under --tag",
+            "load": "load the per-group images into the local image store",
+            "no-cache": "build without the build cache", "dry-run": "print the exact commands, change nothing",
+            "verbose": "echo every command", "progress": "buildx progress: plain (default), tty, rawjson, quiet",
+            "cache-scope": "cache ref scope, e.g. the branch (default: cache.scope, or BAKERY_CACHE_SCOPE)",
+            "config": "path of bakery.yaml"})
+@_errors_to_exit
+def build(c: Context, group: list[str] | None = None, image: list[str] | None = None, tag: str | None = None,
+          push: bool = False, load: bool = False, no_cache: bool = False, dry_run: bool = False,
+          verbose: bool = False, progress: str = "plain", cache_scope: str | None = None,
+          config: str | None = None) -> None:
+    """Generate the bake file and build it; with --push, one multi-arch index per image."""
+    if push and load:
+        raise BakeryError("--push and --load exclude each other: push, then pull what you need")
+    cfg = config_from(c, config)
+    docker = docker_from(c, cfg, verbose=verbose, dry_run=dry_run)
+    request = build_mod.BuildRequest(groups=tuple(group or ()), images=tuple(image or ()), tag=tag,
+                                     cache_scope=cache_scope, push=push, load=load, no_cache=no_cache,
+                                     progress=progress)
+    if not dry_run:
+        preflight(cfg, docker, request.groups, request.images)
+    result = build_mod.build(cfg, docker, request)
+    if dry_run:
+        return
+    for name, t in result.targets.items():
+        print(f"{name:<24} {t['digest'] or '-':<73} {','.join(t['platforms'])}")
+    for name, i in result.images.items():
+        print(f"{name}: {i['ref']}@{i['digest']} ({', '.join(i['platforms'])})")
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"results: {Path(cfg.bake_dir) / build_mod.RESULTS_FILE}")
+
+
+@task(iterable=["image"], help={"tag": "the tag whose per-group refs to stitch", "image": "image (repeatable)"})
+@_errors_to_exit
+def stitch(c: Context, tag: str, image: list[str] | None = None, config: str | None = None) -> None:
+    """Stitch pushed per-group refs of --tag into one index per image (after fanned-out CI jobs)."""
+    cfg = config_from(c, config)
+    result = build_mod.stitch_tag(cfg, tag, tuple(image or ()))
+    for name, i in result.images.items():
+        print(f"{name}: {i['ref']}@{i['digest']} ({', '.join(i['platforms'])})")
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if result.notes:
+        raise BakeryError(f"{len(result.notes)} image(s) not stitched")
+
+
+def gather_facts(cfg: Config, docker: Docker) -> Facts:
+    engine, engine_error = None, ""
+    try:
+        engine = docker.engine()
+    except BakeryError as exc:
+        engine_error = str(exc)
+    try:
+        buildx = ".".join(map(str, docker.buildx_version()))
+    except BakeryError:
+        buildx = ""
+    builder = docker.builder_info(cfg.builder.name) if engine else None
+    registry_error: str | None = None
+    registry, _ = build_mod.registry_for(cfg, cfg.registry)
+    try:
+        registry.retries = 0
+        registry.ping()
+    except RegistryError as exc:
+        registry_error = str(exc)
+    native = engine.os_arch if engine else "linux/amd64"
+    return Facts(engine, engine_error, buildx, builder, enabled_emulators(), registry_error,
+                 f"{registry.base}/v2/", native=native, local_builder=cfg.builder.driver != "remote")
+
+
+def preflight(cfg: Config, docker: Docker, groups: tuple[str, ...], images: tuple[str, ...]) -> None:
+    """Fail before any build when a selected group's platforms cannot be built here, with the fix."""
+    facts = gather_facts(cfg, docker)
+    wanted = set(groups) or {g for i in (images or cfg.images) for g in cfg.images[i].platform_groups} \
+        if images else set(groups) or set(cfg.platform_groups)
+    bad = [ch for ch in assess(cfg, facts) if not ch.ok and
+           (not ch.name.startswith("group ") or ch.name[6:] in wanted) and ch.name not in ("registry",)]
+    if bad:
+        ch = bad[0]
+        raise BakeryError(f"{ch.name}: {ch.detail}; fix: {ch.fix}")
+
+
+@task(help={"dry-run": "print what would be done", "verbose": "echo every command"})
+@_errors_to_exit
+def setup(c: Context, dry_run: bool = False, verbose: bool = False, config: str | None = None) -> None:
+    """Register QEMU handlers for every emulated platform and create/bootstrap the builder (idempotent)."""
+    cfg = config_from(c, config)
+    docker = docker_from(c, cfg, verbose=verbose, dry_run=dry_run)
+    native = docker.engine().os_arch
+    platforms = [p for g in cfg.platform_groups.values() for p in g.platforms]
+    registered = register_qemu(platforms, docker.runner, native)
+    print(f"qemu: {'registered ' + ', '.join(registered) if registered else 'all handlers present'}")
+    info = ensure_builder(cfg, docker)
+    print(f"builder {cfg.builder.name}: driver {info.driver or cfg.builder.driver}, {info.status or 'ready'}")
+    failing = [ch for ch in assess(cfg, gather_facts(cfg, docker)) if not ch.ok and ch.name.startswith("group ")]
+    if failing and not dry_run:
+        raise BakeryError("; ".join(f"{ch.name}: {ch.detail}" for ch in failing))
+
+
+@task(help={"json": "print the checks as JSON"})
+@_errors_to_exit
+def doctor(c: Context, json_: bool = False, config: str | None = None) -> None:
+    """Report engine, buildx, BuildKit, image store, emulators, registry, and per group whether it can build."""
+    cfg = config_from(c, config)
+    docker = docker_from(c, cfg)
+    checks = assess(cfg, gather_facts(cfg, docker))
+    if json_:
+        print(json.dumps([ch.__dict__ for ch in checks], indent=2))
+    else:
+        for ch in checks:
+            print(f"{'ok  ' if ch.ok else 'FAIL'}  {ch.name:<18} {ch.detail}")
+            if ch.fix:
+                print(f"      {'':<18} fix: {ch.fix}")
+    if not all(ch.ok for ch in checks):
+        raise Exit(code=1)
+
+
+doctor.__name__ = "doctor"
+
+ns = Collection(generate, build, stitch, setup, doctor)
+ns.configure({"bakery": DEFAULTS})
