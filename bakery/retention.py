@@ -1,0 +1,633 @@
+"""Registry retention planner: a pure function from (snapshot, policy, now) to a plan.
+
+The same planner serves the dry run and the real run, so the plan a dry run prints is
+exactly the plan a real run executes (``Plan.__eq__`` compares them). It never reads the
+clock and never does I/O: the caller builds the ``Snapshot`` and passes ``now``.
+
+Tag rules
+---------
+* ``protect`` patterns (regexes, full match on the tag) always win: a protected tag is kept
+  and takes no part in any rule, so it does not use up a ``keep_last`` slot.
+  Unless the policy says ``protect_defaults: false``, ``DEFAULT_PROTECT`` is added to the
+  user's patterns: BuildKit registry-cache tags (``cache-.*``, ``.*buildcache.*``) and
+  referrers-scheme / cosign tags (``sha256-<64 hex>`` with an optional ``.sig``/``.att``/...
+  suffix). To let a rule clean those up, set ``protect_defaults: false``.
+* Rules are ordered. A tag is handled by the FIRST rule whose ``match`` regex fully matches
+  it and whose ``images`` list is empty or names the repository. Tags no rule matches are kept.
+* Within a rule:
+
+  - ``keep: all`` keeps every tag it matches (useful to shield tags from later rules);
+  - ``keep_last N`` counts images (distinct digests), not tags: the rule's tags are grouped
+    by digest, the digests are ordered newest first by ``created`` (unknown ages sort as
+    oldest, ties by digest string), and the tags of the N newest digests are kept.
+    ``keep_last: 0`` keeps none;
+  - ``older_than D`` removes only tags whose digest was created before ``now - D``.
+    A digest whose age is unknown is never "older", and gets a warning;
+  - with both, a tag goes only if its digest is beyond ``keep_last`` AND older than ``D``.
+
+* A ``created`` that is missing, or earlier than 1980-01-02 (the 1970-01-01 and 1980-01-01
+  placeholders that reproducible builds / ``SOURCE_DATE_EPOCH=0`` write), is an unknown age.
+  Naive datetimes (in ``created`` and ``now``) are taken as UTC.
+
+Untagged manifests
+------------------
+A top-level untagged manifest (a "root") is a manifest in the snapshot that no tag points at,
+no index lists as a child, and that is not a referrer of a manifest we know (its ``subject``).
+Registry 2.8 cannot list them; the caller may supply them. ``untagged`` decides their fate:
+``"keep"`` (default), ``"delete"``, or an int N (keep the N newest roots). Children and
+attestations are never judged by this setting: they live and die with their parents.
+
+Reachability, digests and tag methods
+-------------------------------------
+The walk follows two kinds of edges: index -> each listed child, and subject -> each manifest
+whose ``subject`` is that digest (attestations / referrers, including BuildKit attestation
+entries inside an index, whose ``vnd.docker.reference.digest`` the snapshot records as
+``subject``). Everything reachable from a kept tag's digest or a kept root is kept.
+
+A digest is deleted only if it was released (the digest of a removed tag, an untagged root the
+policy drops, or reached from those through deleted parents), is NOT reachable from anything
+kept, and resolved as a manifest (it is a key of ``Snapshot.manifests``). A manifest whose
+media type is not a manifest media type is never deleted (registry 2.8 answers 202 to a
+manifest DELETE of a blob digest and unlinks the blob) and is kept, with its descendants.
+
+Registry 2.8 cannot delete a tag, and deleting a digest removes every tag on it. So a removed
+tag gets method ``"delete-digest"`` only when its digest is itself deleted (no kept tag, kept
+index or kept subject refers to it); otherwise ``"retag-then-delete"``: point the tag at a
+unique throw-away manifest, then delete that one. A shared digest is never digest-deleted.
+
+``delete_digests`` lists parents before children (an index before its children, a subject
+before its referrers), so an interrupted run leaves untagged orphans rather than broken
+indexes. ``bytes`` is an estimate (manifest size + ``layer_bytes``; layers shared with kept
+images are not freed), and space only comes back after the registry's garbage collection.
+
+``protected`` explains what was saved: every tag matched by a protect pattern, and every
+digest a removal would have deleted but something kept still uses.
+"""
+
+from __future__ import annotations
+
+import difflib
+import heapq
+import re
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal
+
+from bakery.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_PROTECT",
+    "DELETE_DIGEST",
+    "MANIFEST_MEDIA_TYPES",
+    "RETAG_THEN_DELETE",
+    "DigestAction",
+    "Manifest",
+    "Plan",
+    "Policy",
+    "Protection",
+    "Rule",
+    "Snapshot",
+    "TagAction",
+    "parse_duration",
+    "parse_policy",
+    "plan",
+]
+
+DEFAULT_PROTECT: tuple[str, ...] = (
+    r"cache-.*",
+    r".*buildcache.*",
+    r"sha256-[0-9a-f]{64}(\..*)?",
+)
+
+MANIFEST_MEDIA_TYPES: frozenset[str] = frozenset(
+    {
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.artifact.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    }
+)
+
+TagMethod = Literal["delete-digest", "retag-then-delete"]
+DELETE_DIGEST: Final[TagMethod] = "delete-digest"
+RETAG_THEN_DELETE: Final[TagMethod] = "retag-then-delete"
+Untagged = Literal["keep", "delete"] | int
+
+# created earlier than this is a placeholder (1970-01-01, 1980-01-01), not a real build time
+_PLACEHOLDER_BEFORE = datetime(1980, 1, 2, tzinfo=UTC)
+_DURATION = re.compile(r"(\d+)\s*([mhdw])")
+_DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+# --------------------------------------------------------------------------- data model
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One digest that resolved as a manifest (image manifest, index or attestation)."""
+
+    digest: str
+    media_type: str
+    size: int
+    children: tuple[str, ...] = ()  # digests an index lists (manifest descriptors only)
+    subject: str | None = None  # for attestations / referrers: the digest they describe
+    created: datetime | None = None
+    is_attestation: bool = False
+    platform: str | None = None
+    layer_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the registry holds for one repository."""
+
+    repository: str
+    tags: Mapping[str, str]  # tag -> digest
+    manifests: Mapping[str, Manifest]  # digest -> manifest, for every digest that resolved
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One ordered retention rule; see the module docstring."""
+
+    match: str  # regex, full match on the tag
+    keep_last: int | None = None
+    older_than: timedelta | None = None
+    keep_all: bool = False
+    images: tuple[str, ...] = ()  # repositories it applies to; empty = all
+
+    def applies_to(self, repository: str) -> bool:
+        return not self.images or repository in self.images
+
+
+@dataclass(frozen=True)
+class Policy:
+    rules: tuple[Rule, ...] = ()
+    protect: tuple[str, ...] = ()  # regexes; always win
+    untagged: Untagged = "keep"
+    protect_defaults: bool = True
+
+    def protect_patterns(self) -> tuple[tuple[str, str], ...]:
+        """(pattern, label) pairs in the order they are tried: the user's first, then defaults."""
+        mine = tuple((p, "protect pattern") for p in self.protect)
+        defaults = tuple((p, "default protect pattern") for p in DEFAULT_PROTECT)
+        return mine + (defaults if self.protect_defaults else ())
+
+
+@dataclass(frozen=True)
+class TagAction:
+    tag: str
+    digest: str
+    reason: str
+    method: TagMethod
+
+
+@dataclass(frozen=True)
+class DigestAction:
+    digest: str
+    reason: str
+    cascade_from: str | None  # the deleted parent / subject this deletion follows from
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Protection:
+    what: str  # a tag name or a digest ("sha256:...")
+    why: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a cleanup run will do, sorted; equal inputs give equal plans."""
+
+    repository: str
+    remove_tags: tuple[TagAction, ...] = ()
+    delete_digests: tuple[DigestAction, ...] = ()  # parents before children
+    protected: tuple[Protection, ...] = ()
+    warnings: tuple[str, ...] = ()
+    keep_tags: tuple[str, ...] = ()
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(action.bytes for action in self.delete_digests)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.remove_tags and not self.delete_digests
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (lists, strings, ints and None only)."""
+        return {
+            "repository": self.repository,
+            "remove_tags": [asdict(a) for a in self.remove_tags],
+            "delete_digests": [asdict(a) for a in self.delete_digests],
+            "protected": [asdict(p) for p in self.protected],
+            "warnings": list(self.warnings),
+            "keep_tags": list(self.keep_tags),
+            "bytes_freed": self.bytes_freed,
+        }
+
+
+# --------------------------------------------------------------------------- policy parsing
+
+_POLICY_KEYS = ("rules", "protect", "untagged", "protect_defaults")
+_RULE_KEYS = ("match", "keep_last", "older_than", "keep", "images")
+
+
+def parse_duration(value: object) -> timedelta:
+    """``"90m"``, ``"12h"``, ``"30d"``, ``"2w"`` -> timedelta (``m`` is minutes). ValueError if bad."""
+    if isinstance(value, timedelta):
+        if value < timedelta(0):
+            raise ValueError(f"negative duration {value!r}")
+        return value
+    found = _DURATION.fullmatch(value.strip()) if isinstance(value, str) else None
+    if found is None:
+        raise ValueError(f"invalid duration {value!r}; use a number and a unit m/h/d/w, e.g. 90m, 12h, 30d, 2w")
+    amount, unit = found.groups()
+    return timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+
+
+def parse_policy(data: Mapping[str, Any], source: str, *, key: str = "retention") -> Policy:
+    """Validate the YAML-shaped retention section; raise ConfigError naming the key path."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, key, f"expected a mapping, got {type(data).__name__} {data!r}")
+    _reject_unknown_keys(data, _POLICY_KEYS, source, key)
+
+    raw_rules = data.get("rules", [])
+    if not isinstance(raw_rules, list):
+        raise ConfigError(source, f"{key}.rules", f"expected a list of rules, got {raw_rules!r}")
+    rules = tuple(_parse_rule(r, source, f"{key}.rules[{i}]") for i, r in enumerate(raw_rules))
+
+    protect = _parse_regex_list(data.get("protect", []), source, f"{key}.protect")
+
+    untagged = data.get("untagged", "keep")
+    if untagged not in ("keep", "delete") and not _is_count(untagged):
+        raise ConfigError(
+            source, f"{key}.untagged", f'expected "keep", "delete" or a non-negative integer, got {untagged!r}'
+        )
+
+    protect_defaults = data.get("protect_defaults", True)
+    if not isinstance(protect_defaults, bool):
+        raise ConfigError(source, f"{key}.protect_defaults", f"expected true or false, got {protect_defaults!r}")
+
+    return Policy(rules=rules, protect=protect, untagged=untagged, protect_defaults=protect_defaults)
+
+
+def _parse_rule(raw: object, source: str, key: str) -> Rule:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(source, key, f"expected a mapping with a 'match' key, got {raw!r}")
+    _reject_unknown_keys(raw, _RULE_KEYS, source, key)
+
+    if "match" not in raw:
+        raise ConfigError(source, f"{key}.match", "missing; give a regex matched against the whole tag")
+    match = raw["match"]
+    _compile(match, source, f"{key}.match")
+
+    keep_last = raw.get("keep_last")
+    if keep_last is not None and not _is_count(keep_last):
+        raise ConfigError(source, f"{key}.keep_last", f"expected a non-negative integer, got {keep_last!r}")
+
+    older_than = None
+    if raw.get("older_than") is not None:
+        try:
+            older_than = parse_duration(raw["older_than"])
+        except ValueError as err:
+            raise ConfigError(source, f"{key}.older_than", str(err)) from None
+
+    keep = raw.get("keep")
+    if keep is not None and keep != "all":
+        raise ConfigError(source, f"{key}.keep", f'the only accepted value is "all", got {keep!r}')
+    keep_all = keep == "all"
+    if keep_all and (keep_last is not None or older_than is not None):
+        raise ConfigError(source, f"{key}.keep", "keep: all cannot be combined with keep_last or older_than")
+    if not keep_all and keep_last is None and older_than is None:
+        raise ConfigError(
+            source, key, "a rule needs keep_last, older_than or keep: all (to remove every match, use keep_last: 0)"
+        )
+
+    images = raw.get("images", [])
+    if not isinstance(images, list) or not all(isinstance(i, str) and i for i in images):
+        raise ConfigError(source, f"{key}.images", f"expected a list of repository names, got {images!r}")
+
+    return Rule(match=match, keep_last=keep_last, older_than=older_than, keep_all=keep_all, images=tuple(images))
+
+
+def _parse_regex_list(raw: object, source: str, key: str) -> tuple[str, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(source, key, f"expected a list of regexes, got {raw!r}")
+    for i, pattern in enumerate(raw):
+        _compile(pattern, source, f"{key}[{i}]")
+    return tuple(raw)
+
+
+def _compile(pattern: object, source: str, key: str) -> re.Pattern[str]:
+    if not isinstance(pattern, str):
+        raise ConfigError(source, key, f"expected a regex string, got {pattern!r}")
+    try:
+        return re.compile(pattern)
+    except re.error as err:
+        raise ConfigError(source, key, f"invalid regex {pattern!r}: {err}") from None
+
+
+def _reject_unknown_keys(data: Mapping[Any, Any], allowed: tuple[str, ...], source: str, key: str) -> None:
+    for name in data:
+        if name in allowed:
+            continue
+        close = difflib.get_close_matches(str(name), allowed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of {', '.join(allowed)}"
+        raise ConfigError(source, f"{key}.{name}", f"unknown key {name!r}{hint}")
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def plan(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
+    """Decide which tags to remove and which manifests to delete. Pure: no clock, no I/O."""
+    now = _as_utc(now)
+    manifests = snapshot.manifests
+    graph = _Graph(manifests)
+    warnings: set[str] = set()
+
+    # 1. tags: protect patterns, then the first matching rule
+    protections: dict[str, str] = {}
+    removed = _decide_tags(snapshot, policy, now, warnings, protections)
+    kept_tags = sorted(set(snapshot.tags) - set(removed))
+
+    # 2. untagged roots
+    kept_roots, dropped_roots = _decide_untagged(snapshot, policy.untagged, warnings)
+
+    # 3. released: the digests of removed tags and the dropped untagged roots
+    released: dict[str, str] = dict(dropped_roots)
+    for digest in sorted({snapshot.tags[t] for t in removed}):
+        on_digest = sorted(t for t in removed if snapshot.tags[t] == digest)
+        names = ", ".join(on_digest)
+        released[digest] = f"tags {names} removed" if len(on_digest) > 1 else f"tag {names} removed"
+        if digest not in manifests:
+            warnings.add(f"tag {names}: digest {digest} did not resolve as a manifest; only the tag is removed")
+
+    # 4. what stays: everything reachable from kept tags and kept roots
+    kept_seeds = [(snapshot.tags[t], f"shared with kept tag {t}") for t in kept_tags]
+    kept_seeds += sorted(kept_roots.items())
+    kept = graph.reach(kept_seeds)
+    # never DELETE something that is not a manifest: keep it, and what it references
+    refused = [
+        (d, f"media type {manifests[d].media_type} is not a manifest type; never deleted")
+        for d in sorted(graph.reach(sorted(released.items())))
+        if d in manifests and d not in kept and manifests[d].media_type not in MANIFEST_MEDIA_TYPES
+    ]
+    if refused:
+        warnings.update(f"{d}: {why}" for d, why in refused)
+        kept = graph.reach(kept_seeds + refused)
+
+    # 5. what goes: walk from the released digests through deletable manifests only
+    deleted: set[str] = set()
+    queue = deque(sorted(released))
+    while queue:
+        digest = queue.popleft()
+        if digest in deleted:
+            continue
+        if digest in kept:
+            protections.setdefault(digest, kept[digest])
+            continue
+        if digest not in manifests:
+            continue  # never resolved as a manifest: nothing we may delete
+        deleted.add(digest)
+        queue.extend(child for child, _ in graph.successors(digest))
+
+    tag_actions = tuple(
+        TagAction(
+            tag=tag,
+            digest=snapshot.tags[tag],
+            reason=removed[tag],
+            method=DELETE_DIGEST if snapshot.tags[tag] in deleted else RETAG_THEN_DELETE,
+        )
+        for tag in sorted(removed)
+    )
+    digest_actions = tuple(
+        _digest_action(digest, released, deleted, graph, manifests) for digest in graph.parents_first(deleted)
+    )
+    return Plan(
+        repository=snapshot.repository,
+        remove_tags=tag_actions,
+        delete_digests=digest_actions,
+        protected=tuple(Protection(what, why) for what, why in sorted(protections.items())),
+        warnings=tuple(sorted(warnings)),
+        keep_tags=tuple(kept_tags),
+    )
+
+
+def _decide_tags(
+    snapshot: Snapshot, policy: Policy, now: datetime, warnings: set[str], protections: dict[str, str]
+) -> dict[str, str]:
+    """Return {removed tag: reason}; record protected tags in ``protections``."""
+    protect = [(re.compile(p), f"{label} {p}") for p, label in policy.protect_patterns()]
+    rules = [(i, r, re.compile(r.match)) for i, r in enumerate(policy.rules) if r.applies_to(snapshot.repository)]
+
+    claimed: dict[int, list[str]] = {i: [] for i, _, _ in rules}
+    for tag in sorted(snapshot.tags):
+        why = next((label for rx, label in protect if rx.fullmatch(tag)), None)
+        if why is not None:
+            protections[tag] = why
+            continue
+        first = next((i for i, _, rx in rules if rx.fullmatch(tag)), None)
+        if first is not None:
+            claimed[first].append(tag)
+
+    removed: dict[str, str] = {}
+    for i, rule, _ in rules:
+        removed.update(_apply_rule(i, rule, claimed[i], snapshot, now, warnings))
+    return removed
+
+
+def _apply_rule(
+    index: int, rule: Rule, tags: list[str], snapshot: Snapshot, now: datetime, warnings: set[str]
+) -> dict[str, str]:
+    if rule.keep_all or not tags:
+        return {}
+    manifests = snapshot.manifests
+    created = {snapshot.tags[t]: _known_created(manifests.get(snapshot.tags[t])) for t in tags}
+    ordered = sorted(created, key=lambda d: _newest_first(d, created[d]))
+
+    if rule.keep_last is None:
+        beyond = ordered
+    else:
+        beyond = ordered[rule.keep_last :]
+        if beyond:  # the order decided something, so unknown ages mattered
+            warnings.update(_age_warning(d, manifests.get(d)) for d in ordered if created[d] is None)
+
+    gone: set[str] = set()
+    for digest in beyond:
+        if rule.older_than is not None:
+            when = created[digest]
+            if when is None:
+                warnings.add(_age_warning(digest, manifests.get(digest)))
+                continue
+            if when >= now - rule.older_than:
+                continue
+        gone.add(digest)
+
+    parts = []
+    if rule.keep_last is not None:
+        parts.append(f"not among the {rule.keep_last} newest images" if rule.keep_last else "keep_last 0")
+    if rule.older_than is not None:
+        parts.append(f"older than {_format_duration(rule.older_than)}")
+    reason = f"rule {index} ({rule.match}): {' and '.join(parts) or 'matched'}"
+    return {t: reason for t in tags if snapshot.tags[t] in gone}
+
+
+def _decide_untagged(
+    snapshot: Snapshot, untagged: Untagged, warnings: set[str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Split the untagged roots into ({kept: why}, {dropped: reason})."""
+    manifests = snapshot.manifests
+    tagged = set(snapshot.tags.values())
+    listed = {child for m in manifests.values() for child in m.children}
+    known = set(manifests) | tagged
+    roots = [
+        d
+        for d, m in manifests.items()
+        if d not in tagged and d not in listed and not (m.subject is not None and m.subject in known)
+    ]
+    if untagged == "keep":
+        return {d: "untagged manifest kept (untagged: keep)" for d in roots}, {}
+    if untagged == "delete" or untagged == 0:
+        return {}, {d: "untagged (untagged: delete)" for d in roots}
+
+    count = int(untagged)
+    created = {d: _known_created(manifests[d]) for d in roots}
+    ordered = sorted(roots, key=lambda d: _newest_first(d, created[d]))
+    if len(ordered) > count:
+        warnings.update(_age_warning(d, manifests[d]) for d in ordered if created[d] is None)
+    kept = {d: f"one of the {count} newest untagged manifests" for d in ordered[:count]}
+    dropped = {d: f"untagged, not among the {count} newest" for d in ordered[count:]}
+    return kept, dropped
+
+
+def _digest_action(
+    digest: str, released: Mapping[str, str], deleted: set[str], graph: _Graph, manifests: Mapping[str, Manifest]
+) -> DigestAction:
+    manifest = manifests[digest]
+    size = manifest.size + manifest.layer_bytes
+    if digest in released:
+        return DigestAction(digest, f"{released[digest]}; nothing kept uses it", None, size)
+    # prefer "child of deleted index" over "referrer of deleted manifest"; then the smallest digest
+    _, parent, kind = min((k != "child", p, k) for p, k in graph.predecessors(digest) if p in deleted)
+    if kind == "child":
+        why = f"child of deleted index {parent}"
+    else:
+        why = f"{'attestation' if manifest.is_attestation else 'referrer'} of deleted manifest {parent}"
+    return DigestAction(digest, why, parent, size)
+
+
+class _Graph:
+    """Edges index -> child and subject -> referrer, over the snapshot's manifests."""
+
+    def __init__(self, manifests: Mapping[str, Manifest]) -> None:
+        self._manifests = manifests
+        self._succ: dict[str, dict[str, str]] = {}  # parent -> {child: kind}, insertion-ordered
+        self._pred: dict[str, dict[str, str]] = {}
+        for digest in sorted(manifests):
+            m = manifests[digest]
+            for child in m.children:
+                self._add(digest, child, "child")
+            if m.subject is not None:
+                self._add(m.subject, digest, "referrer")
+
+    def _add(self, parent: str, child: str, kind: str) -> None:
+        if parent == child:
+            return
+        self._succ.setdefault(parent, {}).setdefault(child, kind)
+        self._pred.setdefault(child, {}).setdefault(parent, kind)
+
+    def successors(self, digest: str) -> Iterable[tuple[str, str]]:
+        return self._succ.get(digest, {}).items()
+
+    def predecessors(self, digest: str) -> Iterable[tuple[str, str]]:
+        return self._pred.get(digest, {}).items()
+
+    def reach(self, seeds: Iterable[tuple[str, str]]) -> dict[str, str]:
+        """Breadth-first from (digest, why) seeds; returns {reachable digest: why it is reached}."""
+        why: dict[str, str] = {}
+        queue: deque[str] = deque()
+        for digest, reason in seeds:
+            if digest not in why:
+                why[digest] = reason
+                queue.append(digest)
+        while queue:
+            parent = queue.popleft()
+            for child, kind in self.successors(parent):
+                if child not in why:
+                    why[child] = self._edge_reason(parent, child, kind)
+                    queue.append(child)
+        return why
+
+    def _edge_reason(self, parent: str, child: str, kind: str) -> str:
+        if kind == "child":
+            return f"child of kept index {parent}"
+        m = self._manifests.get(child)
+        return f"{'attestation' if m is not None and m.is_attestation else 'referrer'} of kept manifest {parent}"
+
+    def parents_first(self, digests: set[str]) -> list[str]:
+        """Topological order of ``digests`` (ties by digest string); a cycle is appended sorted."""
+        pending = {d: 0 for d in digests}
+        for d in digests:
+            for child, _ in self.successors(d):
+                if child in pending:
+                    pending[child] += 1
+        ready = [d for d, n in pending.items() if n == 0]
+        heapq.heapify(ready)
+        order: list[str] = []
+        while ready:
+            d = heapq.heappop(ready)
+            order.append(d)
+            for child, _ in self.successors(d):
+                if child in pending:
+                    pending[child] -= 1
+                    if pending[child] == 0:
+                        heapq.heappush(ready, child)
+        placed = set(order)
+        return order + sorted(d for d in digests if d not in placed)
+
+
+def _as_utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _known_created(manifest: Manifest | None) -> datetime | None:
+    """The build time if it is trustworthy; None when missing or a placeholder epoch."""
+    if manifest is None or manifest.created is None:
+        return None
+    created = _as_utc(manifest.created)
+    return None if created < _PLACEHOLDER_BEFORE else created
+
+
+def _newest_first(digest: str, created: datetime | None) -> tuple[int, float, str]:
+    if created is None:
+        return (1, 0.0, digest)
+    return (0, -created.timestamp(), digest)
+
+
+def _age_warning(digest: str, manifest: Manifest | None) -> str:
+    if manifest is None:
+        problem = "is not in the snapshot, so its created time is unknown"
+    elif manifest.created is None:
+        problem = "has no created time"
+    else:
+        problem = f"has a placeholder created time {_as_utc(manifest.created).isoformat()}"
+    return f"{digest} {problem}: never counted as older_than, sorted as oldest for keep_last/untagged"
+
+
+def _format_duration(duration: timedelta) -> str:
+    seconds = int(duration.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
