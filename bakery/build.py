@@ -147,6 +147,8 @@ class BuildRequest:
     no_cache: bool = False
     progress: str = "plain"
     check: bool = True
+    stitch: bool = True              # with push: publish the public tag (release pushes first, stitches later)
+    overlay: Mapping[str, Any] | None = None   # extra bake document (e.g. labels/annotations), passed with -f
 
 
 @dataclass
@@ -216,10 +218,14 @@ def build(config: Config, docker: Docker, request: BuildRequest) -> BuildResult:
     variables = bake_variables(config, request.tag, request.cache_scope)
     tag = variables[VAR_TAG]
     files = generate(config, docker, formats=["json"], check=request.check)
-    bake_file = files[0].relative_to(config.root)
     out_dir = config.root / config.bake_dir
+    bake_files = [files[0].relative_to(config.root)] + overlay_files(config)
     metadata = out_dir / f".metadata-{os.getpid()}.json"
-    argv = docker.bake_argv([bake_file], names, push=request.push, load=request.load, no_cache=request.no_cache,
+    run_overlay = out_dir / f".overlay-{os.getpid()}.json"
+    if request.overlay:
+        write_file(run_overlay, bakefile.to_json(request.overlay))
+        bake_files.append(run_overlay.relative_to(config.root))
+    argv = docker.bake_argv(bake_files, names, push=request.push, load=request.load, no_cache=request.no_cache,
                             metadata_file=metadata.relative_to(config.root), progress=request.progress)
     result = BuildResult(tag)
     try:
@@ -232,6 +238,7 @@ def build(config: Config, docker: Docker, request: BuildRequest) -> BuildResult:
         meta = _read_metadata(metadata)
     finally:
         metadata.unlink(missing_ok=True)
+        run_overlay.unlink(missing_ok=True)
     for info in infos:
         entry = meta.get(info.name, {})
         result.targets[info.name] = {
@@ -240,15 +247,21 @@ def build(config: Config, docker: Docker, request: BuildRequest) -> BuildResult:
             "ref": f"{variables[VAR_REGISTRY]}/{config.images[info.image].repository}:"
                    f"{bakefile.intermediate_tag(config, info.group, tag)}",
         }
-    if request.push:
+    if request.push and request.stitch:
         _stitch_all(config, infos, result, variables)
     write_results(config, result)
     return result
 
 
+def overlay_files(config: Config) -> list[Path]:
+    """Hand-written overlays next to the generated file, applied after it (in this order) when present."""
+    names = ("docker-bake.override.json", "docker-bake.override.hcl")
+    return [Path(config.bake_dir) / n for n in names if (config.root / config.bake_dir / n).is_file()]
+
+
 def _plan_stitch(config: Config, infos: Sequence[TargetInfo], tag: str, request: BuildRequest,
                  variables: Mapping[str, str]) -> None:
-    if not request.push:
+    if not (request.push and request.stitch):
         return
     for image in dict.fromkeys(i.image for i in infos):
         img = config.images[image]

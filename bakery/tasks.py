@@ -218,7 +218,16 @@ def doctor(c: Context, json_: bool = False, config: str | None = None) -> None:
         raise Exit(code=1)
 
 
-doctor.__name__ = "doctor"
+def _collection() -> Collection:
+    # feature task modules import this module's helpers, so they are imported here, not at the top
+    from .bench_tasks import bench
+    from .clean_tasks import clean
+    from .release_tasks import manifest, release
+    coll = Collection(generate, build, stitch, setup, doctor, release, clean, bench)
+    if manifest.tasks:
+        coll.add_collection(manifest)
+    coll.configure({"bakery": DEFAULTS})
+    return coll
 
-ns = Collection(generate, build, stitch, setup, doctor)
-ns.configure({"bakery": DEFAULTS})
+
+ns = _collection()
