@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -192,17 +193,46 @@ def target_infos(config: Config, names: Iterable[str]) -> list[TargetInfo]:
 
 
 # --------------------------------------------------------------------------- writers
+def _escape_invisible(text: str) -> str:
+    """\\u-escape control/format/separator/unassigned characters so that bake's JSON reader keeps them;
+    printable unicode stays readable."""
+    def esc(ch: str) -> str:
+        if ch == "\ufeff":   # dropped by bake's JSON reader even when \\u-escaped; an HCL string keeps it
+            return '${\\"\\\\ufeff\\"}'
+        code = ord(ch)
+        if code > 0xFFFF:
+            code -= 0x10000
+            return "\\u%04x\\u%04x" % (0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF))
+        return "\\u%04x" % code
+    return "".join(esc(ch) if ord(ch) > 0x7E and unicodedata.category(ch) in _INVISIBLE else ch for ch in text)
+
+
+_INVISIBLE = frozenset({"Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Cc"})
+
+
 def to_json(doc: Mapping[str, Any]) -> str:
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return _escape_invisible(json.dumps(doc, indent=2, ensure_ascii=False)) + "\n"
 
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
 def _hcl_string(value: str) -> str:
-    # JSON string escapes (\" \\ \n \t \uXXXX) are valid HCL quoted-string escapes; values are already
-    # template-escaped ($${, %%{), which HCL reads the same way as bake's JSON format does.
-    return json.dumps(value, ensure_ascii=False)
+    """A quoted HCL string. HCL knows only \\n \\r \\t \\" \\\\ \\uNNNN \\UNNNNNNNN (no \\b or \\f); values
+    are already template-escaped ($${, %%{), which HCL reads the same way as bake's JSON format does."""
+    out = []
+    for ch in value:
+        code = ord(ch)
+        if ch in _HCL_ESCAPES:
+            out.append(_HCL_ESCAPES[ch])
+        elif code < 0x20 or code == 0x7F or (code > 0x7E and unicodedata.category(ch) in _INVISIBLE):
+            out.append("\\u%04x" % code if code <= 0xFFFF else "\\U%08x" % code)
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+_HCL_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def _hcl_value(value: Any, indent: int) -> str:

@@ -165,34 +165,41 @@ _BAKE_ERR = re.compile(r"^ERROR: (?:target ([\w.-]+): )?(.*)$")
 
 
 def explain_failure(lines: Sequence[str], targets: Sequence[TargetInfo]) -> str:
-    """Name the failing target, platform and step from buildx's plain progress output."""
+    """Name the failing target, platform and step from buildx's plain progress output.
+
+    The fatal vertex is the one whose error text the final ``ERROR: failed to solve: ...`` line repeats;
+    non-fatal vertex errors (a cache ref that does not exist yet) are passed over. Bake prefixes step labels
+    with the target only when it builds more than one target.
+    """
     names: dict[str, tuple[str, str]] = {}
-    failed: tuple[str, str, str] | None = None
+    errors: list[tuple[str, str, str]] = []
     final = ""
     for line in lines:
         if m := _VERTEX.match(line):
             names[m.group(1)] = (m.group(2), m.group(3))   # shared vertexes are relabelled: last one wins
         elif m := _VERTEX_ERR.match(line):
             label, step = names.get(m.group(1), ("", ""))
-            failed = failed or (label, step, m.group(2))
+            errors.append((label, step, m.group(2)))
         elif m := _BAKE_ERR.match(line):
             final = line[len("ERROR: "):]
-    known = {t.name for t in targets}
-    if failed:
-        label, step, why = failed
-        parts = label.split()
-        target = next((p for p in parts if p in known), "")
-        platform = next((p for p in parts if "/" in p and not p[0].isdigit()), "")
-        if not platform and target:
-            plats = next(t.platforms for t in targets if t.name == target)
-            platform = ", ".join(plats)
-        plat_word = "platforms" if "," in platform else "platform"
-        where = ", ".join(x for x in (f"target {target}" if target else "", f"{plat_word} {platform}" if platform else "",
-                                      f"step `{step}`" if step else "") if x)
-        return f"build failed: {where}: {why}"
-    if final:
-        return f"build failed: {final}"
-    return "build failed: docker buildx bake exited non-zero (see its output above)"
+    fatal = [e for e in errors if final and e[2] in final] or \
+        [e for e in errors if "cache importer" not in e[2] and "importing cache" not in e[1]]
+    if not fatal:
+        return f"build failed: {final}" if final else \
+            "build failed: docker buildx bake exited non-zero (see its output above)"
+    label, step, why = fatal[0]
+    parts = label.split()
+    known = {t.name: t for t in targets}
+    target = next((p for p in parts if p in known), "")
+    if not target and len(targets) == 1:
+        target = targets[0].name
+    platform = next((p for p in parts if p.count("/") >= 1 and p.split("/")[0].isalpha()), "")
+    if not platform and target:
+        platform = ", ".join(known[target].platforms)
+    plat_word = "platforms" if "," in platform else "platform"
+    where = ", ".join(x for x in (f"target {target}" if target else "", f"{plat_word} {platform}" if platform else "",
+                                  f"step `{step}`" if step else "") if x)
+    return f"build failed: {where}: {why}"
 
 
 def registry_for(config: Config, registry: str) -> tuple[Registry, str]:
@@ -229,7 +236,8 @@ def build(config: Config, docker: Docker, request: BuildRequest) -> BuildResult:
                             metadata_file=metadata.relative_to(config.root), progress=request.progress)
     result = BuildResult(tag)
     try:
-        code, tail = docker.runner.stream(argv, env={**(docker.env or {}), **variables}, cwd=config.root)
+        code, tail = docker.runner.stream(argv, env={**(docker.env or {}), **variables}, cwd=config.root,
+                                          capture=request.progress not in ("tty", "auto"))
         if code != 0:
             raise BakeryError(explain_failure(tail, infos))
         if docker.runner.dry_run:

@@ -462,7 +462,8 @@ def load(path: Path, overrides: Mapping[str, Any] | None = None) -> Config:
     ``images_from`` (a docker-bake.hcl or compose file) contributes images that bakery.yaml does not define.
     """
     root = path.parent.resolve()
-    source = path.name if path.parent.resolve() == Path.cwd().resolve() else str(path)
+    rel = os.path.relpath(path.resolve(), Path.cwd().resolve())
+    source = str(path) if rel.startswith("..") else rel
     data, lines = read_yaml(path, source)
     if data is None:
         data = {}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BakeryError, CommandError
+from .platforms import PlatformError, parse_platform
 from .process import Runner
 
 Version = tuple[int, int, int]
@@ -69,7 +70,11 @@ class Docker:
             raise BakeryError(f"cannot reach the Docker engine: {errs} (start it: `make stack`)")
         status = dict(tuple(x) for x in info.get("DriverStatus") or [] if len(x) == 2)
         store = "containerd" if "snapshotter" in status.get("driver-type", "") else info.get("Driver", "unknown")
-        return EngineInfo(info["ServerVersion"], store, f"{info.get('OSType')}/{info.get('Architecture')}")
+        try:
+            native = str(parse_platform(f"{info.get('OSType')}/{info.get('Architecture')}"))
+        except PlatformError:
+            native = f"{info.get('OSType')}/{info.get('Architecture')}"
+        return EngineInfo(info["ServerVersion"], store, native)
 
     def builder_info(self, name: str | None = None) -> BuilderInfo | None:
         args = self.cmd("buildx", "inspect")

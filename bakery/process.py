@@ -75,8 +75,12 @@ class Runner:
         return result
 
     def stream(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None,
-               on_line: Callable[[str], None] | None = None, tail: int = 200) -> tuple[int, list[str]]:
+               on_line: Callable[[str], None] | None = None, tail: int = 200,
+               capture: bool = True) -> tuple[int, list[str]]:
         """Run with stdout inherited and stderr streamed line by line to ``out`` (and ``on_line``).
+
+        ``capture=False`` leaves stderr to the child (a terminal UI such as buildx's tty progress); then no
+        lines come back.
 
         Returns the exit code and the last ``tail`` stderr lines. Ctrl-C is forwarded to the child, which is
         waited for, then KeyboardInterrupt is re-raised so callers can clean up.
@@ -88,14 +92,13 @@ class Runner:
             return 0, []
         last: deque[str] = deque(maxlen=tail)
         try:
-            proc = subprocess.Popen(argv, env=self._env(env), cwd=cwd, stderr=subprocess.PIPE, text=True,
-                                    bufsize=1, errors="replace")
+            proc = subprocess.Popen(argv, env=self._env(env), cwd=cwd, stderr=subprocess.PIPE if capture else None,
+                                    text=True, bufsize=1, errors="replace")
         except FileNotFoundError:
             raise BakeryError(f"{argv[0]!r} is not installed or not on PATH (run `make stack` or `invoke doctor`)") \
                 from None
-        assert proc.stderr is not None
         try:
-            for line in proc.stderr:
+            for line in proc.stderr or ():
                 self.out.write(line)
                 last.append(line.rstrip("\n"))
                 if on_line is not None:

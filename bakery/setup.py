@@ -61,7 +61,7 @@ def can_build(platform: str, facts: Facts) -> tuple[bool, str]:
             continue
     if p in listed:
         return True, "builder"
-    if facts.local_builder and qemu_handler(platform) in facts.emulators:
+    if facts.local_builder and p.os == native.os and qemu_handler(platform) in facts.emulators:
         return True, f"emulated ({qemu_handler(platform)})"
     return False, ""
 
@@ -85,9 +85,20 @@ def assess(config: Config, facts: Facts) -> list[Check]:
         checks.append(Check(f"builder {b.name}", False, "does not exist", "run `invoke setup`"))
     else:
         bk = facts.builder.buildkit or "?"
+        if bk.startswith("v0.0.0") and facts.builder.driver == "docker" and facts.engine:
+            bk = f"embedded in Docker {facts.engine.server_version} (distro build, reports {bk})"
         checks.append(Check(f"builder {b.name}", facts.builder.status in ("running", ""),
                             f"driver {facts.builder.driver}, {facts.builder.status or 'unknown'}, BuildKit {bk}",
                             "" if facts.builder.status in ("running", "") else "run `invoke setup` (bootstraps it)"))
+    native_os = parse_platform(facts.native).os
+    needed = sorted({qemu_handler(p) for g in config.platform_groups.values() for p in g.platforms
+                     if parse_platform(p).os == native_os and p != facts.native
+                     and (can_build(p, facts)[1].startswith("emulated") or not can_build(p, facts)[0])})
+    have = sorted(facts.emulators)
+    checks.append(Check("emulation", all(h in facts.emulators for h in needed) or not facts.local_builder,
+                        f"{len(have)} QEMU handlers ({', '.join(h[5:] for h in have) or 'none'})",
+                        "" if all(h in facts.emulators for h in needed) else
+                        f"run `invoke setup` (registers {', '.join(h for h in needed if h not in facts.emulators)})"))
     checks.append(Check("registry", facts.registry_error is None,
                         facts.registry if facts.registry_error is None else facts.registry_error,
                         "" if facts.registry_error is None else
@@ -99,10 +110,14 @@ def assess(config: Config, facts: Facts) -> list[Check]:
             ok, via = can_build(plat, facts)
             (how if ok else missing).append(f"{plat} {via}".strip() if ok else plat)
         fix = ""
-        if missing:
-            handlers = " ".join(sorted({qemu_handler(p) for p in missing}))
+        native_os = parse_platform(facts.native).os
+        emulable = [p for p in missing if parse_platform(p).os == native_os]
+        if emulable:
+            handlers = " ".join(sorted({qemu_handler(p) for p in emulable}))
             fix = (f"run `invoke setup` to register QEMU handlers ({handlers}; needs the qemu-user-static package "
                    "and root), or move the group to a builder that has these platforms natively")
+        elif missing:
+            fix = f"add a builder node that runs {', '.join(missing)} natively (QEMU cannot emulate another OS)"
         checks.append(Check(f"group {group.name}", not missing,
                             ", ".join(how) if not missing else f"cannot build {', '.join(missing)}", fix))
     return checks

@@ -52,11 +52,21 @@ def _errors_to_exit(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _plain(value: Any) -> Any:
+    """Invoke hands config out as DataProxy objects; the core takes plain dicts and lists."""
+    if hasattr(value, "items"):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _settings(c: Context) -> dict[str, Any]:
     try:
-        return dict(c.config.bakery)
+        settings: dict[str, Any] = _plain(c.config.bakery)
     except AttributeError:
-        return dict(DEFAULTS)
+        settings = dict(DEFAULTS)
+    return settings
 
 
 def find_config(start: Path) -> Path:
@@ -172,12 +182,10 @@ def gather_facts(cfg: Config, docker: Docker) -> Facts:
 
 
 def preflight(cfg: Config, docker: Docker, groups: tuple[str, ...], images: tuple[str, ...]) -> None:
-    """Fail before any build when a selected group's platforms cannot be built here, with the fix."""
-    facts = gather_facts(cfg, docker)
-    wanted = set(groups) or {g for i in (images or cfg.images) for g in cfg.images[i].platform_groups} \
-        if images else set(groups) or set(cfg.platform_groups)
-    bad = [ch for ch in assess(cfg, facts) if not ch.ok and
-           (not ch.name.startswith("group ") or ch.name[6:] in wanted) and ch.name not in ("registry",)]
+    """Fail before any build when the engine, the builder or a selected group's platforms are not usable."""
+    wanted = set(groups) or {g for i in (images or tuple(cfg.images)) for g in cfg.images[i].platform_groups}
+    relevant = {"engine", f"builder {cfg.builder.name}"} | {f"group {g}" for g in wanted}
+    bad = [ch for ch in assess(cfg, gather_facts(cfg, docker)) if not ch.ok and ch.name in relevant]
     if bad:
         ch = bad[0]
         raise BakeryError(f"{ch.name}: {ch.detail}; fix: {ch.fix}")

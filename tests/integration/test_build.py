@@ -1,0 +1,179 @@
+"""`bakery build` on the real stack: three platforms, one index per image, registry cache, failures, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import docker, index_platforms, registry_manifest
+
+pytestmark = pytest.mark.stack
+
+EXPECTED = {"api": ["linux/amd64", "linux/arm64", "linux/arm/v7"],
+            "worker": ["linux/amd64", "linux/arm64", "linux/arm/v7"],
+            "static": ["linux/amd64"]}
+UNAME = {"linux/amd64": "x86_64", "linux/arm64": "aarch64", "linux/arm/v7": "armv7l"}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, stack: str):
+    """The example, built cold for all platforms and pushed once for the whole module."""
+    import uuid
+    prefix = f"{stack}/t-{uuid.uuid4().hex[:10]}"
+    root = tmp_path_factory.mktemp("build") / "project"
+    repo = Path(__file__).resolve().parents[2]
+    shutil.copytree(repo / "examples", root / "examples")
+    (root / "bakery.yaml").write_text((repo / "bakery.yaml").read_text().replace("127.0.0.1:5000/acme", prefix))
+    proc = subprocess.run([sys.executable, "-m", "bakery", "build", "--push", "--tag", "v1"], cwd=root,
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return root, prefix, proc
+
+
+def test_each_image_is_one_index_holding_exactly_its_platforms(built) -> None:
+    _, prefix, _ = built
+    for image, platforms in EXPECTED.items():
+        index, _ = registry_manifest(f"{prefix}/{image}", "v1")
+        assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+        assert sorted(index_platforms(index)) == sorted(platforms)
+
+
+def test_attestations_are_carried_with_their_subjects(built) -> None:
+    _, prefix, _ = built
+    index, _ = registry_manifest(f"{prefix}/api", "v1")
+    digests = {m["digest"] for m in index["manifests"]}
+    subjects = [m["annotations"]["vnd.docker.reference.digest"] for m in index["manifests"]
+                if (m.get("annotations") or {}).get("vnd.docker.reference.type") == "attestation-manifest"]
+    assert len(subjects) == 3 and set(subjects) <= digests
+
+
+@pytest.mark.parametrize("platform", ["linux/amd64", "linux/arm64", "linux/arm/v7"])
+def test_the_emulated_run_step_really_ran_on_each_architecture(built, platform: str) -> None:
+    _, prefix, _ = built
+    out = docker("run", "--rm", "--pull", "always", "--platform", platform, "--entrypoint", "cat",
+                 f"{prefix}/api:v1", "/etc/build-arch").stdout.strip()
+    assert out == UNAME[platform]
+
+
+def test_build_args_reach_the_image_literally(built) -> None:
+    _, prefix, _ = built
+    out = docker("run", "--rm", "--pull", "always", "--platform", "linux/arm64", f"{prefix}/worker:v1").stdout
+    assert out.strip() == 'hi ${USER}, 100% "quoted" from aarch64 (built on aarch64)'
+
+
+def test_results_file_records_every_target_digest_and_the_indexes(built) -> None:
+    root, prefix, _ = built
+    results = json.loads((root / "bake" / "results.json").read_text())
+    assert set(results["targets"]) == {"api-amd64", "api-arm", "worker-amd64", "worker-arm", "static-amd64"}
+    for name, target in results["targets"].items():
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", target["digest"]), name
+        _, digest = registry_manifest(f"{prefix}/{target['image']}", f"v1-{target['group']}")
+        assert digest == target["digest"]
+    for image in EXPECTED:
+        _, digest = registry_manifest(f"{prefix}/{image}", "v1")
+        assert results["images"][image]["digest"] == digest
+
+
+def test_rebuild_after_pruning_the_local_cache_hits_the_registry_cache(built) -> None:
+    root, prefix, _ = built
+    docker("buildx", "prune", "-af")
+    proc = subprocess.run([sys.executable, "-m", "bakery", "build", "--push", "--tag", "v2"], cwd=root,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    run_steps = {m.group(1): m.group(2) for m in re.finditer(r"^#(\d+) \[([^\]]+)\] RUN ", proc.stderr, re.M)}
+    assert len(run_steps) >= 8    # go build x3, uname x3, worker's RUNs x6 (some shared)
+    cached = set(re.findall(r"^#(\d+) CACHED$", proc.stderr, re.M))
+    assert set(run_steps) <= cached, {run_steps[n] for n in set(run_steps) - cached}
+    index, _ = registry_manifest(f"{prefix}/api", "v2")
+    assert sorted(index_platforms(index)) == sorted(EXPECTED["api"])
+
+
+def test_dry_run_prints_the_exact_commands_and_changes_nothing(built) -> None:
+    root, prefix, _ = built
+    before = (root / "bake" / "results.json").read_text()
+    proc = subprocess.run([sys.executable, "-m", "bakery", "build", "--push", "--tag", "dry", "--dry-run",
+                           "--group", "arm"], cwd=root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (f"+ BAKERY_CACHE_SCOPE=main BAKERY_REGISTRY={prefix} BAKERY_TAG=dry docker buildx bake "
+            "-f bake/docker-bake.json --push --metadata-file") in proc.stderr
+    assert proc.stderr.rstrip().endswith("api-arm worker-arm") or "api-arm worker-arm" in proc.stderr
+    assert f"would stitch {prefix}/api:dry <- {prefix}/api:dry-amd64 {prefix}/api:dry-arm" in proc.stdout
+    assert (root / "bake" / "results.json").read_text() == before
+    resp = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                           f"http://{prefix.split('/')[0]}/v2/{prefix.split('/', 1)[1]}/api/manifests/dry-arm"],
+                          capture_output=True, text=True)
+    assert resp.stdout == "404"
+
+
+def test_a_group_pushed_alone_is_stitched_once_all_groups_exist(built) -> None:
+    root, prefix, _ = built
+    first = subprocess.run([sys.executable, "-m", "bakery", "build", "--push", "--tag", "fan", "--group", "arm",
+                            "--image", "worker"], cwd=root, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "worker: not stitched yet: fan-amd64 missing" in first.stderr
+    second = subprocess.run([sys.executable, "-m", "bakery", "build", "--push", "--tag", "fan", "--group", "amd64",
+                             "--image", "worker"], cwd=root, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stderr[-3000:]
+    index, _ = registry_manifest(f"{prefix}/worker", "fan")
+    assert sorted(index_platforms(index)) == sorted(EXPECTED["worker"])
+
+
+FAILING_DOCKERFILE = """\
+FROM 127.0.0.1:5000/base/busybox:1.35
+RUN if [ "$(uname -m)" = armv7l ]; then echo "no armv7 support" >&2; exit 3; fi
+"""
+
+
+@pytest.fixture
+def failing_project(example_project: Path) -> Path:
+    (example_project / "examples" / "services" / "worker" / "Dockerfile").write_text(FAILING_DOCKERFILE)
+    text = (example_project / "bakery.yaml").read_text().replace("    target: runtime\n", "")
+    (example_project / "bakery.yaml").write_text(text)
+    return example_project
+
+
+def test_a_failing_platform_names_target_platform_and_step(failing_project: Path, bakery_cli) -> None:
+    proc = bakery_cli(failing_project, "build", "--image", "worker", "--group", "arm", "--push", "--tag", "bad",
+                      check=False)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("bakery: build failed: target worker-arm, platform linux/arm/v7, step `RUN if [")
+    assert "exit code: 3" in last
+    assert "Traceback" not in proc.stderr
+    assert not (failing_project / "bake" / "results.json").exists()
+    assert not list((failing_project / "bake").glob(".metadata-*"))
+
+
+def test_ctrl_c_stops_buildx_and_leaves_no_partial_files(failing_project: Path) -> None:
+    (failing_project / "examples" / "services" / "worker" / "Dockerfile").write_text(
+        "FROM 127.0.0.1:5000/base/busybox:1.35\nARG NONCE\nRUN echo $NONCE && sleep 60\n")
+    text = (failing_project / "bakery.yaml").read_text().replace(
+        'args: {GREETING', f'args: {{NONCE: "{time.time()}", GREETING')
+    (failing_project / "bakery.yaml").write_text(text)
+    proc = subprocess.Popen([sys.executable, "-m", "bakery", "build", "--image", "worker", "--group", "amd64"],
+                            cwd=failing_project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    seen = ""
+    assert proc.stderr is not None
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        seen += line
+        if "sleep 60" in line:
+            break
+    os.killpg(proc.pid, signal.SIGINT)    # what a terminal's Ctrl-C does: the whole foreground group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, seen[-2000:] + err[-2000:]
+    assert "interrupted" in err
+    assert not list((failing_project / "bake").glob(".metadata-*"))
+    assert not (failing_project / "bake" / "results.json").exists()
+    assert subprocess.run(["pgrep", "-f", "buildx bake.*worker-amd64"], capture_output=True).returncode == 1

@@ -1,0 +1,116 @@
+"""The user-facing shape: invoke plugin, console script, config overrides, errors, setup and doctor."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.stack
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(cwd: Path, *argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def test_a_consumer_tasks_py_is_one_import(example_project: Path) -> None:
+    (example_project / "tasks.py").write_text("from bakery import ns\n")
+    listed = run(example_project, "invoke", "--list")
+    assert listed.returncode == 0, listed.stderr
+    for name in ("build", "generate", "setup", "doctor", "stitch"):
+        assert f"\n  {name} " in listed.stdout
+    gen = run(example_project, "invoke", "generate", "--hcl")
+    assert gen.returncode == 0, gen.stderr
+    assert gen.stdout.splitlines() == ["wrote bake/docker-bake.json", "wrote bake/docker-bake.hcl"]
+
+
+def test_the_console_script_runs_the_same_tasks_without_tasks_py(example_project: Path) -> None:
+    exe = shutil.which("bakery") or pytest.fail("the bakery console script is not installed")
+    gen = run(example_project, exe, "generate")
+    assert gen.returncode == 0, gen.stderr
+    assert (example_project / "bake" / "docker-bake.json").is_file()
+
+
+def test_generation_is_byte_identical_across_runs(example_project: Path) -> None:
+    run(example_project, sys.executable, "-m", "bakery", "generate", "--hcl")
+    first = {p.name: p.read_bytes() for p in (example_project / "bake").iterdir()}
+    run(example_project, sys.executable, "-m", "bakery", "generate", "--hcl")
+    assert {p.name: p.read_bytes() for p in (example_project / "bake").iterdir()} == first
+
+
+def test_invalid_config_is_one_line_per_problem_and_writes_nothing(example_project: Path) -> None:
+    run(example_project, sys.executable, "-m", "bakery", "generate")
+    before = (example_project / "bake" / "docker-bake.json").read_bytes()
+    cfg = example_project / "bakery.yaml"
+    cfg.write_text(cfg.read_text().replace("linux/arm64,", "linux/arm65,").replace("platform_groups: [amd64]",
+                                                                                   "platfrom_groups: [amd64]"))
+    proc = run(example_project, sys.executable, "-m", "bakery", "generate", "--hcl")
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [
+        "bakery: bakery.yaml:5: platform_groups.arm[0]: platform 'linux/arm65': unknown architecture 'arm65'; "
+        "did you mean 'linux/arm64'?",
+        "bakery: bakery.yaml:20: images.static.platfrom_groups: unknown key 'platfrom_groups'; "
+        "did you mean platform_groups?",
+    ]
+    assert (example_project / "bake" / "docker-bake.json").read_bytes() == before
+    assert not (example_project / "bake" / "docker-bake.hcl").exists()
+
+
+def test_invoke_config_and_environment_override_keys(example_project: Path) -> None:
+    (example_project / "tasks.py").write_text("from bakery import ns\n")
+    (example_project / "invoke.yaml").write_text("bakery:\n  registry: 127.0.0.1:5000/from-invoke-yaml\n"
+                                                 "  overrides: {cache: {type: local}}\n")
+    proc = run(example_project, "invoke", "generate", env={"INVOKE_BAKERY_TAG": "from-env"})
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((example_project / "bake" / "docker-bake.json").read_text())
+    assert doc["variable"]["BAKERY_REGISTRY"]["default"] == "127.0.0.1:5000/from-invoke-yaml"
+    assert doc["variable"]["BAKERY_TAG"]["default"] == "from-env"
+    assert doc["target"]["api-arm"]["cache-to"] == ["type=local,dest=bake/cache/api-arm,mode=max"]
+
+
+def test_bake_variables_from_the_environment_win_at_build_time(example_project: Path) -> None:
+    proc = run(example_project, sys.executable, "-m", "bakery", "build", "--dry-run", "--image", "static",
+               env={"BAKERY_REGISTRY": "127.0.0.1:5000/elsewhere", "BAKERY_CACHE_SCOPE": "feature-1"})
+    assert proc.returncode == 0, proc.stderr
+    assert "BAKERY_CACHE_SCOPE=feature-1 BAKERY_REGISTRY=127.0.0.1:5000/elsewhere BAKERY_TAG=latest" in proc.stderr
+
+
+def test_a_bad_tag_flag_is_refused_before_anything_runs(example_project: Path) -> None:
+    proc = run(example_project, sys.executable, "-m", "bakery", "build", "--tag", "-bad", "--dry-run")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("bakery: BAKERY_TAG: tag '-bad' is not valid: use up to 128 of [A-Za-z0-9_.-], "
+                                   "not starting with . or -")
+
+
+def test_setup_is_idempotent_and_doctor_reports_every_group(example_project: Path) -> None:
+    for _ in range(2):
+        proc = run(example_project, sys.executable, "-m", "bakery", "setup")
+        assert proc.returncode == 0, proc.stderr
+        assert "qemu: all handlers present" in proc.stdout
+    doc = run(example_project, sys.executable, "-m", "bakery", "doctor", "--json")
+    assert doc.returncode == 0, doc.stdout + doc.stderr
+    checks = {c["name"]: c for c in json.loads(doc.stdout)}
+    assert checks["image store"]["detail"] == "containerd"
+    assert checks["group arm"]["ok"] and "linux/arm/v7" in checks["group arm"]["detail"]
+    assert {"engine", "buildx", "builder default", "registry", "emulation", "group amd64"} <= set(checks)
+
+
+def test_doctor_names_a_group_that_cannot_be_built_with_its_fix(example_project: Path) -> None:
+    cfg = example_project / "bakery.yaml"
+    cfg.write_text(cfg.read_text().replace("amd64: [linux/amd64]", "amd64: [linux/amd64]\n  win: [windows/amd64]"))
+    proc = run(example_project, sys.executable, "-m", "bakery", "doctor")
+    assert proc.returncode == 1
+    assert "FAIL  group win          cannot build windows/amd64" in proc.stdout
+    assert "fix: add a builder node that runs windows/amd64 natively" in proc.stdout
+    build = run(example_project, sys.executable, "-m", "bakery", "build", "--group", "win")
+    assert build.returncode == 1
+    assert build.stderr.strip().startswith("bakery: group win: cannot build windows/amd64; fix: add a builder node")
+    assert not (example_project / "bake" / "results.json").exists()
