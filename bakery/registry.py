@@ -164,7 +164,7 @@ class Registry:
         value = resp.headers.get("Retry-After", "")
         if value.isdigit():
             return min(float(value), 60.0)
-        return self.backoff * 2 ** attempt
+        return float(self.backoff * 2 ** attempt)
 
     @staticmethod
     def _describe(method: str, url: str, resp: requests.Response) -> str:

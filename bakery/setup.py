@@ -104,8 +104,8 @@ def assess(config: Config, facts: Facts) -> list[Check]:
                         "" if facts.registry_error is None else
                         "start it (`make stack` runs one on 127.0.0.1:5000) or fix `registry` in bakery.yaml"))
     for group in config.platform_groups.values():
-        missing = []
-        how = []
+        missing: list[str] = []
+        how: list[str] = []
         for plat in group.platforms:
             ok, via = can_build(plat, facts)
             (how if ok else missing).append(f"{plat} {via}".strip() if ok else plat)
