@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import bakefile
+from . import bakefile, builders, fanout
 from .atomic import write_file, write_files
 from .bakefile import VAR_REGISTRY, VAR_SCOPE, VAR_TAG, TargetInfo
 from .config import Config, target_name
@@ -211,15 +211,9 @@ def registry_for(config: Config, registry: str) -> tuple[Registry, str]:
     return client, path
 
 
-def _read_metadata(path: Path) -> dict[str, Any]:
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-        return data
-    except (OSError, ValueError):
-        return {}
-
-
 def build(config: Config, docker: Docker, request: BuildRequest) -> BuildResult:
+    """Generate, run bake (one per builder, concurrently, when groups map to several builders), record digests
+    and, with push, stitch one index per image. Nothing is stitched when any target fails."""
     names = bakefile.select_targets(config, request.groups, request.images)
     infos = bakefile.target_infos(config, names)
     variables = bake_variables(config, request.tag, request.cache_scope)
@@ -227,30 +221,28 @@ def build(config: Config, docker: Docker, request: BuildRequest) -> BuildResult:
     files = generate(config, docker, formats=["json"], check=request.check)
     out_dir = config.root / config.bake_dir
     bake_files = [files[0].relative_to(config.root)] + overlay_files(config)
-    metadata = out_dir / f".metadata-{os.getpid()}.json"
-    run_overlay = out_dir / f".overlay-{os.getpid()}.json"
-    if request.overlay:
+    token = str(os.getpid())
+    run_overlay = out_dir / f".overlay-{token}.json"
+    if request.overlay and not docker.runner.dry_run:
         write_file(run_overlay, bakefile.to_json(request.overlay))
+    if request.overlay:
         bake_files.append(run_overlay.relative_to(config.root))
-    argv = docker.bake_argv(bake_files, names, push=request.push, load=request.load, no_cache=request.no_cache,
-                            metadata_file=metadata.relative_to(config.root), progress=request.progress)
+    jobs = fanout.jobs_for(builders.plan(config, infos), config.builders, out_dir, token)
+    options = fanout.BakeOptions(tuple(bake_files), variables, config.root, push=request.push, load=request.load,
+                                 no_cache=request.no_cache, progress=request.progress)
     result = BuildResult(tag)
     try:
-        code, tail = docker.runner.stream(argv, env={**(docker.env or {}), **variables}, cwd=config.root,
-                                          capture=request.progress not in ("tty", "auto"))
-        if code != 0:
-            raise BakeryError(explain_failure(tail, infos))
-        if docker.runner.dry_run:
-            _plan_stitch(config, infos, tag, request, variables)
-            return result
-        meta = _read_metadata(metadata)
+        meta = fanout.run_jobs(docker, jobs, options, explain_failure, config.fanout)
     finally:
-        metadata.unlink(missing_ok=True)
         run_overlay.unlink(missing_ok=True)
+    if docker.runner.dry_run:
+        _plan_stitch(config, infos, tag, request, variables)
+        return result
     for info in infos:
         entry = meta.get(info.name, {})
         result.targets[info.name] = {
             "image": info.image, "group": info.group, "platforms": list(info.platforms),
+            "builder": config.builder_of(info.group).name,
             "digest": entry.get("containerimage.digest"),
             "ref": f"{variables[VAR_REGISTRY]}/{config.images[info.image].repository}:"
                    f"{bakefile.intermediate_tag(config, info.group, tag)}",

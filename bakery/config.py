@@ -25,18 +25,21 @@ CONFIG_FILE = "bakery.yaml"
 CacheType = Literal["registry", "local", "inline", "none"]
 CACHE_TYPES: tuple[str, ...] = ("registry", "local", "inline", "none")
 PROVENANCE: tuple[str, ...] = ("min", "max")
-DRIVERS: tuple[str, ...] = ("docker", "docker-container", "remote")
+DRIVERS: tuple[str, ...] = ("docker", "docker-container", "remote", "kubernetes")
 NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 ARG_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 GROUP_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 RESERVED_GROUPS = ("default",)
 
 TOP_KEYS = ("registry", "platform_groups", "cache", "images", "images_from", "tag", "intermediate_tag",
-            "bake_dir", "formats", "provenance", "builder", "labels", "retention", "release")
+            "bake_dir", "formats", "provenance", "builders", "default_builder", "fanout", "labels",
+            "retention", "release")
 IMAGE_KEYS = ("context", "dockerfile", "target", "args", "labels", "platform_groups", "repository", "test", "bake")
 CACHE_KEYS = ("type", "scope", "fallback_scope", "mode", "dir", "ref", "ignore_error")
 GROUP_KEYS = ("platforms", "builder")
-BUILDER_KEYS = ("name", "driver", "driver_opts", "endpoint", "context")
+BUILDER_KEYS = ("driver", "context", "endpoint", "driver_opts", "platforms", "max_parallel", "nodes")
+NODE_KEYS = ("context", "endpoint", "platforms", "driver_opts")
+IMPLICIT_BUILDER = "default"
 # raw target attributes an image may pass through under `bake:` -> first buildx version that knows them
 PASSTHROUGH_ATTRS: dict[str, tuple[int, int]] = {
     "secret": (0, 0), "ssh": (0, 0), "no-cache-filter": (0, 0), "contexts": (0, 0), "pull": (0, 0),
@@ -65,11 +68,31 @@ class Cache:
 
 
 @dataclass(frozen=True)
-class Builder:
-    name: str = "default"
-    driver: str = "docker"
-    driver_opts: Mapping[str, str] = field(default_factory=dict)
+class BuilderNode:
+    """An extra node of a multi-node builder (``docker buildx create --append``)."""
+    context: str | None = None
     endpoint: str | None = None
+    platforms: tuple[str, ...] = ()
+    driver_opts: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Builder:
+    """A buildx builder. The docker driver's builder lives in a docker context and is selected with
+    ``DOCKER_CONTEXT``, not ``--builder``; every other driver is a named buildx builder."""
+    name: str = IMPLICIT_BUILDER
+    driver: str = "docker"
+    context: str | None = None          # docker context (docker driver: the engine; others: where to create)
+    endpoint: str | None = None         # docker driver: creates `context` with this host; remote: BuildKit address
+    driver_opts: Mapping[str, str] = field(default_factory=dict)
+    platforms: tuple[str, ...] = ()     # platforms it serves natively (--platform at creation)
+    max_parallel: int | None = None     # at most this many targets at once on this builder
+    nodes: tuple[BuilderNode, ...] = ()
+
+    @property
+    def implicit(self) -> bool:
+        """The docker driver on the current docker context: nothing to create or select."""
+        return self.driver == "docker" and self.context is None and self.endpoint is None
 
 
 @dataclass(frozen=True)
@@ -100,8 +123,13 @@ class Config:
     formats: tuple[str, ...] = ("json",)
     provenance: str | None = "min"
     labels: Mapping[str, str] = field(default_factory=dict)
-    builder: Builder = Builder()
+    builders: Mapping[str, Builder] = field(default_factory=lambda: {IMPLICIT_BUILDER: Builder()})
+    default_builder: str = IMPLICIT_BUILDER
+    fanout: int | None = None            # builders building at once (None: all of them)
     raw: Mapping[str, Any] = field(default_factory=dict)   # the merged document, for later sections
+
+    def builder_of(self, group: str) -> Builder:
+        return self.builders[self.platform_groups[group].builder or self.default_builder]
 
     def groups_of(self, image: str) -> tuple[PlatformGroup, ...]:
         return tuple(self.platform_groups[g] for g in self.images[image].platform_groups)
@@ -320,15 +348,59 @@ class _Validator:
             ignore = False
         return Cache(ctype, scope, fallback, mode, self.string(data.get("dir"), "cache.dir") or d.dir, ref, ignore)
 
-    def builder(self, value: Any) -> Builder:
-        data = self.mapping(value, "builder", BUILDER_KEYS)
-        d = Builder()
-        driver = self.choice(data.get("driver"), "builder.driver", DRIVERS, d.driver)
-        name = self.string(data.get("name"), "builder.name") or ("default" if driver == "docker" else "bakery")
-        endpoint = self.string(data.get("endpoint"), "builder.endpoint")
-        if driver == "remote" and not endpoint:
-            self.err("builder.endpoint", "is required for the remote driver, e.g. tcp://127.0.0.1:1234")
-        return Builder(name, driver, self.string_map(data.get("driver_opts"), "builder.driver_opts"), endpoint)
+    def positive_int(self, value: Any, key: str) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            self.err(key, f"expected a whole number >= 1, got {value!r}")
+            return None
+        return value
+
+    def platform_list(self, value: Any, key: str) -> tuple[str, ...]:
+        out = []
+        for i, p in enumerate(self.string_list(value, key)):
+            try:
+                out.append(str(parse_platform(p)))
+            except PlatformError as exc:
+                self.err(f"{key}[{i}]", str(exc))
+        return tuple(out)
+
+    def builders(self, value: Any) -> dict[str, Builder]:
+        out: dict[str, Builder] = {}
+        for name, spec in self.mapping(value, "builders").items():
+            name, key = str(name), f"builders.{name}"
+            if not GROUP_RE.match(name):
+                self.err(key, f"builder name {name!r} must be lowercase letters, digits, '-' or '_'")
+                continue
+            data = self.mapping(spec, key, BUILDER_KEYS)
+            driver = self.choice(data.get("driver"), f"{key}.driver", DRIVERS, "docker")
+            context = self.string(data.get("context"), f"{key}.context")
+            endpoint = self.string(data.get("endpoint"), f"{key}.endpoint")
+            if driver == "docker" and context is None:
+                context = name if endpoint else None
+            if driver == "remote" and not endpoint:
+                self.err(f"{key}.endpoint", "is required for the remote driver, e.g. tcp://buildkitd:1234")
+            nodes = []
+            raw_nodes = data.get("nodes") or []
+            if not isinstance(raw_nodes, list):
+                self.err(f"{key}.nodes", f"expected a list, got {raw_nodes!r}")
+                raw_nodes = []
+            if raw_nodes and driver == "docker":
+                self.err(f"{key}.nodes", "the docker driver has exactly one node (its engine); use docker-container, "
+                                         "remote or kubernetes for multi-node builders")
+            for i, node in enumerate(raw_nodes):
+                nkey = f"{key}.nodes[{i}]"
+                nd = self.mapping(node, nkey, NODE_KEYS)
+                nodes.append(BuilderNode(self.string(nd.get("context"), f"{nkey}.context"),
+                                         self.string(nd.get("endpoint"), f"{nkey}.endpoint"),
+                                         self.platform_list(nd.get("platforms"), f"{nkey}.platforms"),
+                                         self.string_map(nd.get("driver_opts"), f"{nkey}.driver_opts")))
+            out[name] = Builder(name, driver, context, endpoint,
+                                self.string_map(data.get("driver_opts"), f"{key}.driver_opts"),
+                                self.platform_list(data.get("platforms"), f"{key}.platforms"),
+                                self.positive_int(data.get("max_parallel"), f"{key}.max_parallel"), tuple(nodes))
+        out.setdefault(IMPLICIT_BUILDER, Builder())
+        return out
 
     def image(self, name: str, value: Any, groups: Mapping[str, PlatformGroup]) -> Image | None:
         key = f"images.{name}"
@@ -427,17 +499,22 @@ def validate(data: Any, root: Path, source: str, lines: _Lines | None = None) ->
         provenance = v.choice(prov, "provenance", PROVENANCE, "min")
     bake_dir = v.string(data.get("bake_dir"), "bake_dir") or "bake"
     cache = v.cache(data.get("cache"))
-    builder = v.builder(data.get("builder"))
+    builders = v.builders(data.get("builders"))
+    default_builder = v.string(data.get("default_builder"), "default_builder") or IMPLICIT_BUILDER
+    if default_builder not in builders:
+        v.err("default_builder", f"builder {default_builder!r} is not defined in builders; "
+                                 f"{suggest(default_builder, list(builders))}")
     for g in groups.values():
-        if g.builder is not None and g.builder != builder.name:
+        if g.builder is not None and g.builder not in builders:
             v.err(f"platform_groups.{g.name}.builder",
-                  f"builder {g.builder!r} is not defined; this version knows only builder.name {builder.name!r}")
+                  f"builder {g.builder!r} is not defined in builders; {suggest(g.builder, list(builders))}")
+    fanout = v.positive_int(data.get("fanout"), "fanout")
     labels = v.string_map(data.get("labels"), "labels")
     if v.errors:
         raise ConfigErrors(v.errors)
     return Config(root=root, source=source, registry=registry, platform_groups=groups, images=images, cache=cache,
                   tag=tag, intermediate_tag=inter, bake_dir=bake_dir, formats=formats, provenance=provenance,
-                  labels=labels, builder=builder, raw=dict(data))
+                  labels=labels, builders=builders, default_builder=default_builder, fanout=fanout, raw=dict(data))
 
 
 def _check_target_names(v: _Validator, images: Mapping[str, Image]) -> None:

@@ -76,11 +76,13 @@ class Runner:
 
     def stream(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None,
                on_line: Callable[[str], None] | None = None, tail: int = 200,
-               capture: bool = True) -> tuple[int, list[str]]:
+               capture: bool = True, prefix: str = "",
+               on_start: Callable[[subprocess.Popen[str]], None] | None = None) -> tuple[int, list[str]]:
         """Run with stdout inherited and stderr streamed line by line to ``out`` (and ``on_line``).
 
         ``capture=False`` leaves stderr to the child (a terminal UI such as buildx's tty progress); then no
-        lines come back.
+        lines come back. ``prefix`` labels every echoed line (concurrent runs); ``on_start`` receives the process
+        (so a supervisor can stop it).
 
         Returns the exit code and the last ``tail`` stderr lines. Ctrl-C is forwarded to the child, which is
         waited for, then KeyboardInterrupt is re-raised so callers can clean up.
@@ -97,9 +99,11 @@ class Runner:
         except FileNotFoundError:
             raise BakeryError(f"{argv[0]!r} is not installed or not on PATH (run `make stack` or `invoke doctor`)") \
                 from None
+        if on_start is not None:
+            on_start(proc)
         try:
             for line in proc.stderr or ():
-                self.out.write(line)
+                self.out.write(prefix + line if prefix else line)
                 last.append(line.rstrip("\n"))
                 if on_line is not None:
                     on_line(line)

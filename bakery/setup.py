@@ -1,8 +1,8 @@
-"""Builder and QEMU setup, and the doctor's checks.
+"""QEMU setup and the doctor's checks.
 
-Facts are gathered by the adapters (docker CLI, /proc/sys/fs/binfmt_misc); :func:`assess` turns facts into
-checks (pure), each with the fix for what is wrong. A later version maps groups to several builders: every
-check already names the builder it is about.
+Facts are gathered by the adapters (:func:`bakery.builders.gather`: docker CLI, /proc/sys/fs/binfmt_misc);
+:func:`assess` turns facts into checks (pure), each with the fix for what is wrong. Every builder and every
+platform group gets its own check, evaluated against the builder that group is mapped to.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Config
-from .docker import BuilderInfo, Docker, EngineInfo
+from .config import Builder, Config
+from .docker import BuilderInfo, EngineInfo
 from .errors import BakeryError
 from .platforms import QEMU_NAMES, parse_platform
 from .process import Runner
@@ -30,43 +30,72 @@ class Check:
 
 
 @dataclass(frozen=True)
-class Facts:
-    engine: EngineInfo | None
-    engine_error: str
-    buildx: str
-    builder: BuilderInfo | None
-    emulators: frozenset[str]          # qemu-* binfmt entries that are enabled
-    registry_error: str | None         # None: reachable
-    registry: str
+class BuilderFacts:
+    """What was found about one builder (and, for the docker driver, the engine behind it)."""
+    builder: Builder
+    engine: EngineInfo | None = None    # docker driver: the engine of its context
+    error: str = ""                     # why it is not usable
+    info: BuilderInfo | None = None     # `docker buildx inspect`
     native: str = "linux/amd64"
-    local_builder: bool = True
-    extra: Mapping[str, str] = field(default_factory=dict)
+    local: bool = True                  # runs on this machine, so its binfmt handlers apply
+
+
+@dataclass(frozen=True)
+class Facts:
+    buildx: str
+    emulators: frozenset[str]           # qemu-* binfmt entries that are enabled on this machine
+    registry: str
+    registry_error: str | None          # None: reachable
+    builders: Mapping[str, BuilderFacts] = field(default_factory=dict)
+    engine: EngineInfo | None = None    # the engine of the current docker context
+    engine_error: str = ""
 
 
 def qemu_handler(platform: str) -> str:
-    return f"qemu-{QEMU_NAMES.get(parse_platform(platform).arch, parse_platform(platform).arch)}"
+    arch = parse_platform(platform).arch
+    return f"qemu-{QEMU_NAMES.get(arch, arch)}"
 
 
-def can_build(platform: str, facts: Facts) -> tuple[bool, str]:
-    """Whether the builder can build ``platform``: natively, via its platform list, or via local QEMU."""
+def can_build(platform: str, bf: BuilderFacts, emulators: frozenset[str]) -> tuple[bool, str]:
+    """Whether a builder can build ``platform``: natively, via its platform list, or via this machine's QEMU."""
     p = parse_platform(platform)
-    native = parse_platform(facts.native)
+    native = parse_platform(bf.native)
     if (p.os, p.arch) == (native.os, native.arch):
         return True, "native"
     listed = set()
-    for s in facts.builder.platforms if facts.builder else ():
+    for s in (bf.info.platforms if bf.info else ()) + bf.builder.platforms:
         try:
             listed.add(parse_platform(s))
         except ValueError:
             continue
     if p in listed:
         return True, "builder"
-    if facts.local_builder and p.os == native.os and qemu_handler(platform) in facts.emulators:
+    if bf.local and p.os == native.os and qemu_handler(platform) in emulators:
         return True, f"emulated ({qemu_handler(platform)})"
     return False, ""
 
 
-def assess(config: Config, facts: Facts) -> list[Check]:
+def _builder_check(bf: BuilderFacts) -> Check:
+    b = bf.builder
+    name = f"builder {b.name}"
+    if bf.error or bf.info is None:
+        fix = ("start its engine, or fix builders." + b.name + ".context" if b.driver == "docker"
+               else "run `invoke setup` (creates and bootstraps it)")
+        return Check(name, False, bf.error or "not found", fix)
+    bk = bf.info.buildkit or "?"
+    if bk.startswith("v0.0.0") and b.driver == "docker" and bf.engine:
+        bk = f"embedded in Docker {bf.engine.server_version} (distro build, reports {bk})"
+    where = f", context {b.context}" if b.context else ""
+    detail = f"driver {bf.info.driver or b.driver}{where}, {bf.info.status or 'unknown'}, BuildKit {bk}"
+    if b.driver == "docker" and bf.engine and bf.engine.image_store != "containerd":
+        return Check(name, False, f"{detail}, image store {bf.engine.image_store}",
+                     "enable the containerd image store on that engine (multi-platform images, registry cache)")
+    ok = bf.info.status in ("running", "")
+    return Check(name, ok, detail, "" if ok else "run `invoke setup` (bootstraps it)")
+
+
+def assess(config: Config, facts: Facts, groups: Sequence[str] = ()) -> list[Check]:
+    """Checks for the engine, buildx, emulation, the registry, every builder and every platform group."""
     checks: list[Check] = []
     if facts.engine is None:
         checks.append(Check("engine", False, facts.engine_error or "not reachable",
@@ -80,47 +109,56 @@ def assess(config: Config, facts: Facts) -> list[Check]:
                             "restart dockerd (needed for multi-platform images and registry cache with the docker driver)"))
     checks.append(Check("buildx", bool(facts.buildx), facts.buildx or "missing",
                         "" if facts.buildx else "install the docker-buildx package"))
-    b = config.builder
-    if facts.builder is None:
-        checks.append(Check(f"builder {b.name}", False, "does not exist", "run `invoke setup`"))
-    else:
-        bk = facts.builder.buildkit or "?"
-        if bk.startswith("v0.0.0") and facts.builder.driver == "docker" and facts.engine:
-            bk = f"embedded in Docker {facts.engine.server_version} (distro build, reports {bk})"
-        checks.append(Check(f"builder {b.name}", facts.builder.status in ("running", ""),
-                            f"driver {facts.builder.driver}, {facts.builder.status or 'unknown'}, BuildKit {bk}",
-                            "" if facts.builder.status in ("running", "") else "run `invoke setup` (bootstraps it)"))
-    native_os = parse_platform(facts.native).os
-    needed = sorted({qemu_handler(p) for g in config.platform_groups.values() for p in g.platforms
-                     if parse_platform(p).os == native_os and p != facts.native
-                     and (can_build(p, facts)[1].startswith("emulated") or not can_build(p, facts)[0])})
+    selected = list(groups) or list(config.platform_groups)
+    needed = sorted({qemu_handler(p) for g in selected for p in config.platform_groups[g].platforms
+                     if _needs_qemu(p, facts.builders.get(config.builder_of(g).name), facts.emulators)})
+    missing_handlers = [h for h in needed if h not in facts.emulators]
     have = sorted(facts.emulators)
-    checks.append(Check("emulation", all(h in facts.emulators for h in needed) or not facts.local_builder,
+    checks.append(Check("emulation", not missing_handlers,
                         f"{len(have)} QEMU handlers ({', '.join(h[5:] for h in have) or 'none'})",
-                        "" if all(h in facts.emulators for h in needed) else
-                        f"run `invoke setup` (registers {', '.join(h for h in needed if h not in facts.emulators)})"))
+                        f"run `invoke setup` (registers {', '.join(missing_handlers)})" if missing_handlers else ""))
     checks.append(Check("registry", facts.registry_error is None,
                         facts.registry if facts.registry_error is None else facts.registry_error,
                         "" if facts.registry_error is None else
                         "start it (`make stack` runs one on 127.0.0.1:5000) or fix `registry` in bakery.yaml"))
-    for group in config.platform_groups.values():
+    for bf in facts.builders.values():
+        checks.append(_builder_check(bf))
+    for gname in selected:
+        group = config.platform_groups[gname]
+        bf = facts.builders.get(config.builder_of(gname).name)
+        if bf is None:
+            continue
         missing: list[str] = []
         how: list[str] = []
         for plat in group.platforms:
-            ok, via = can_build(plat, facts)
-            (how if ok else missing).append(f"{plat} {via}".strip() if ok else plat)
+            ok, via = can_build(plat, bf, facts.emulators)
+            (how if ok else missing).append(f"{plat} {via}" if ok else plat)
         fix = ""
-        native_os = parse_platform(facts.native).os
-        emulable = [p for p in missing if parse_platform(p).os == native_os]
+        native_os = parse_platform(bf.native).os
+        emulable = [p for p in missing if parse_platform(p).os == native_os and bf.local]
         if emulable:
             handlers = " ".join(sorted({qemu_handler(p) for p in emulable}))
             fix = (f"run `invoke setup` to register QEMU handlers ({handlers}; needs the qemu-user-static package "
                    "and root), or move the group to a builder that has these platforms natively")
         elif missing:
-            fix = f"add a builder node that runs {', '.join(missing)} natively (QEMU cannot emulate another OS)"
-        checks.append(Check(f"group {group.name}", not missing,
-                            ", ".join(how) if not missing else f"cannot build {', '.join(missing)}", fix))
+            fix = (f"add a builder node that runs {', '.join(missing)} natively"
+                   + (" (QEMU cannot emulate another OS)" if any(parse_platform(p).os != native_os for p in missing)
+                      else ""))
+        on = "" if bf.builder.name == config.default_builder and len(facts.builders) == 1 else \
+            f" on {bf.builder.name}"
+        checks.append(Check(f"group {gname}", not missing,
+                            (", ".join(how) if not missing else f"cannot build {', '.join(missing)}") + on, fix))
     return checks
+
+
+def _needs_qemu(platform: str, bf: BuilderFacts | None, emulators: frozenset[str]) -> bool:
+    if bf is None or not bf.local:
+        return False
+    p, native = parse_platform(platform), parse_platform(bf.native)
+    if p.os != native.os or p.arch == native.arch:
+        return False
+    ok, via = can_build(platform, bf, emulators)
+    return not ok or via.startswith("emulated")
 
 
 def enabled_emulators(binfmt: Path = BINFMT) -> frozenset[str]:
@@ -163,20 +201,3 @@ def register_qemu(platforms: Sequence[str], runner: Runner, native: str, binfmt:
                 raise BakeryError(f"cannot register {handler}: {exc.strerror} (needs root)") from None
         done.append(handler)
     return done
-
-
-def ensure_builder(config: Config, docker: Docker) -> BuilderInfo:
-    """Create (if missing) and bootstrap the configured builder; idempotent."""
-    b = config.builder
-    info = docker.builder_info(b.name)
-    if info is None:
-        if b.driver == "docker":
-            raise BakeryError(f"builder {b.name!r} (driver docker) does not exist: the docker driver's builder is "
-                              "named after a docker context (`docker context ls`); set builder.name to one of them")
-        docker.create_builder(b.name, b.driver, b.driver_opts, b.endpoint)
-    if info is None or info.status not in ("running", ""):
-        if docker.runner.dry_run:
-            docker.bootstrap(b.name)
-            return info or BuilderInfo(b.name, b.driver, "", (), "")
-        info = docker.bootstrap(b.name)
-    return info

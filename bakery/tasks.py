@@ -29,9 +29,10 @@ from invoke import Collection, Context, Exit, task
 from . import build as build_mod
 from .config import CONFIG_FILE, Config, load
 from .docker import Docker
-from .errors import BakeryError, RegistryError
+from .errors import BakeryError
 from .process import Runner
-from .setup import Facts, assess, enabled_emulators, ensure_builder, register_qemu
+from . import builders
+from .setup import assess, register_qemu
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,9 +92,8 @@ def config_from(c: Context, path: str | None = None) -> Config:
 
 
 def docker_from(c: Context, config: Config, *, verbose: bool = False, dry_run: bool = False) -> Docker:
-    runner = Runner(verbose=verbose, dry_run=dry_run)
-    builder = None if config.builder.driver == "docker" and config.builder.name == "default" else config.builder.name
-    return Docker(runner, binary=_settings(c).get("docker") or "docker", builder=builder)
+    """The docker adapter for the current docker context; :func:`builders.docker_for` derives per-builder ones."""
+    return Docker(Runner(verbose=verbose, dry_run=dry_run), binary=_settings(c).get("docker") or "docker")
 
 
 @task(help={"hcl": "also write bake/docker-bake.hcl", "config": "path of bakery.yaml",
@@ -158,34 +158,13 @@ def stitch(c: Context, tag: str, image: list[str] | None = None, config: str | N
         raise BakeryError(f"{len(result.notes)} image(s) not stitched")
 
 
-def gather_facts(cfg: Config, docker: Docker) -> Facts:
-    engine, engine_error = None, ""
-    try:
-        engine = docker.engine()
-    except BakeryError as exc:
-        engine_error = str(exc)
-    try:
-        buildx = ".".join(map(str, docker.buildx_version()))
-    except BakeryError:
-        buildx = ""
-    builder = docker.builder_info(cfg.builder.name) if engine else None
-    registry_error: str | None = None
-    registry, _ = build_mod.registry_for(cfg, cfg.registry)
-    try:
-        registry.retries = 0
-        registry.ping()
-    except RegistryError as exc:
-        registry_error = str(exc)
-    native = engine.os_arch if engine else "linux/amd64"
-    return Facts(engine, engine_error, buildx, builder, enabled_emulators(), registry_error,
-                 f"{registry.base}/v2/", native=native, local_builder=cfg.builder.driver != "remote")
-
-
 def preflight(cfg: Config, docker: Docker, groups: tuple[str, ...], images: tuple[str, ...]) -> None:
-    """Fail before any build when the engine, the builder or a selected group's platforms are not usable."""
-    wanted = set(groups) or {g for i in (images or tuple(cfg.images)) for g in cfg.images[i].platform_groups}
-    relevant = {"engine", f"builder {cfg.builder.name}"} | {f"group {g}" for g in wanted}
-    bad = [ch for ch in assess(cfg, gather_facts(cfg, docker)) if not ch.ok and ch.name in relevant]
+    """Fail before any build when a builder or a selected group's platforms are not usable, naming the fix."""
+    wanted = list(groups) or list(dict.fromkeys(g for i in (images or tuple(cfg.images))
+                                                for g in cfg.images[i].platform_groups))
+    facts = builders.gather(cfg, docker, wanted)
+    relevant = {f"builder {b}" for b in facts.builders} | {f"group {g}" for g in wanted}
+    bad = [ch for ch in assess(cfg, facts, wanted) if not ch.ok and ch.name in relevant]
     if bad:
         ch = bad[0]
         raise BakeryError(f"{ch.name}: {ch.detail}; fix: {ch.fix}")
@@ -194,17 +173,22 @@ def preflight(cfg: Config, docker: Docker, groups: tuple[str, ...], images: tupl
 @task(help={"dry-run": "print what would be done", "verbose": "echo every command"})
 @_errors_to_exit
 def setup(c: Context, dry_run: bool = False, verbose: bool = False, config: str | None = None) -> None:
-    """Register QEMU handlers for every emulated platform and create/bootstrap the builder (idempotent)."""
+    """Register QEMU handlers for every emulated platform and create/bootstrap every builder (idempotent)."""
     cfg = config_from(c, config)
     docker = docker_from(c, cfg, verbose=verbose, dry_run=dry_run)
     native = docker.engine().os_arch
-    platforms = [p for g in cfg.platform_groups.values() for p in g.platforms]
-    registered = register_qemu(platforms, docker.runner, native)
+    local_groups = [g for g in cfg.platform_groups.values() if cfg.builder_of(g.name).driver in ("docker",
+                                                                                                "docker-container")]
+    registered = register_qemu([p for g in local_groups for p in g.platforms], docker.runner, native)
     print(f"qemu: {'registered ' + ', '.join(registered) if registered else 'all handlers present'}")
-    info = ensure_builder(cfg, docker)
-    print(f"builder {cfg.builder.name}: driver {info.driver or cfg.builder.driver}, {info.status or 'ready'}")
-    failing = [ch for ch in assess(cfg, gather_facts(cfg, docker)) if not ch.ok and ch.name.startswith("group ")]
-    if failing and not dry_run:
+    for b in builders.used_builders(cfg):
+        info = builders.ensure(b, docker)
+        print(f"{builders.describe(b)}: {info.status or 'ready'}")
+    if dry_run:
+        return
+    failing = [ch for ch in assess(cfg, builders.gather(cfg, docker)) if not ch.ok and
+               (ch.name.startswith("group ") or ch.name.startswith("builder "))]
+    if failing:
         raise BakeryError("; ".join(f"{ch.name}: {ch.detail}" for ch in failing))
 
 
@@ -214,7 +198,7 @@ def doctor(c: Context, json_: bool = False, config: str | None = None) -> None:
     """Report engine, buildx, BuildKit, image store, emulators, registry, and per group whether it can build."""
     cfg = config_from(c, config)
     docker = docker_from(c, cfg)
-    checks = assess(cfg, gather_facts(cfg, docker))
+    checks = assess(cfg, builders.gather(cfg, docker))
     if json_:
         print(json.dumps([ch.__dict__ for ch in checks], indent=2))
     else:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bakery.config import Config, validate
+from bakery.config import Builder, Config, validate
 from bakery.docker import BuilderInfo, EngineInfo
-from bakery.setup import Facts, assess, can_build, qemu_handler
+from bakery.setup import BuilderFacts, Facts, assess, can_build, qemu_handler
 
 ENGINE = EngineInfo("26.1.5", "containerd", "linux/amd64")
 BUILDER = BuilderInfo("default", "docker", "running", ("linux/amd64", "linux/arm64"), "v0.13.2")
@@ -19,20 +19,31 @@ def config(tmp_path: Path, groups: dict[str, list[str]]) -> Config:
                     tmp_path, "bakery.yaml")
 
 
-def facts(**kw: object) -> Facts:
-    base: dict[str, object] = dict(engine=ENGINE, engine_error="", buildx="0.13.1", builder=BUILDER,
-                                   emulators=frozenset({"qemu-arm"}), registry_error=None,
-                                   registry="http://127.0.0.1:5000/v2/")
+EMULATORS = frozenset({"qemu-arm"})
+
+
+def facts(engine: EngineInfo | None = ENGINE, info: BuilderInfo | None = BUILDER, error: str = "",
+          **kw: object) -> Facts:
+    bf = BuilderFacts(Builder(), engine if error == "" else None, error, info, "linux/amd64", True)
+    base: dict[str, object] = dict(buildx="0.13.1", emulators=EMULATORS, registry="http://127.0.0.1:5000/v2/",
+                                   registry_error=None, builders={"default": bf}, engine=engine, engine_error="")
     base.update(kw)
     return Facts(**base)  # type: ignore[arg-type]
 
 
 def test_native_builder_listed_and_emulated_platforms_are_buildable() -> None:
-    f = facts()
-    assert can_build("linux/amd64", f) == (True, "native")
-    assert can_build("linux/arm64", f) == (True, "builder")
-    assert can_build("linux/arm/v7", f) == (True, "emulated (qemu-arm)")
-    assert can_build("linux/riscv64", f) == (False, "")
+    bf = facts().builders["default"]
+    assert can_build("linux/amd64", bf, EMULATORS) == (True, "native")
+    assert can_build("linux/arm64", bf, EMULATORS) == (True, "builder")
+    assert can_build("linux/arm/v7", bf, EMULATORS) == (True, "emulated (qemu-arm)")
+    assert can_build("linux/riscv64", bf, EMULATORS) == (False, "")
+
+
+def test_a_remote_builder_gets_no_credit_for_this_machines_qemu() -> None:
+    bf = BuilderFacts(Builder("far", "remote", endpoint="tcp://b:1234"), None, "",
+                      BuilderInfo("far", "remote", "running", ("linux/arm64",), "v0.13"), "linux/arm64", False)
+    assert can_build("linux/arm/v7", bf, EMULATORS) == (False, "")
+    assert can_build("linux/arm64", bf, EMULATORS) == (True, "native")
 
 
 def test_qemu_handler_names_follow_qemu_user_static() -> None:
@@ -55,13 +66,13 @@ def test_another_os_needs_a_native_node_not_qemu(tmp_path: Path) -> None:
 
 
 def test_classic_image_store_is_flagged_with_the_daemon_json_fix(tmp_path: Path) -> None:
-    f = facts(engine=EngineInfo("26.1.5", "overlay2", "linux/amd64"))
+    f = facts(engine=EngineInfo("26.1.5", "overlay2", "linux/amd64"))  # the current context's engine
     store = {c.name: c for c in assess(config(tmp_path, {"amd64": ["linux/amd64"]}), f)}["image store"]
     assert not store.ok and "containerd-snapshotter" in store.fix
 
 
 def test_unreachable_engine_and_registry_are_reported_with_fixes(tmp_path: Path) -> None:
-    f = facts(engine=None, engine_error="cannot reach the Docker engine", builder=None,
+    f = facts(engine=None, info=None, error="cannot reach the Docker engine", engine_error="cannot reach",
               registry_error="GET http://127.0.0.1:5000/v2/: cannot connect")
     checks = {c.name: c for c in assess(config(tmp_path, {"amd64": ["linux/amd64"]}), f)}
     assert not checks["engine"].ok and "make stack" in checks["engine"].fix
