@@ -7,6 +7,9 @@
 #   .ci/stack.sh start     daemons + binfmt + base images (idempotent)
 #   .ci/stack.sh stop      stop what start started
 #   .ci/stack.sh status    one line per component
+#   .ci/stack.sh engine2-start | engine2-stop
+#                          a second Docker engine on this machine (own data-root, exec-root, socket,
+#                          containerd and bridge) with docker context `bakery-e2`, for fan-out tests
 set -euo pipefail
 
 STATE=${BAKERY_STACK_STATE:-/var/lib/bakery-stack}
@@ -233,10 +236,59 @@ status() {
   return $ok
 }
 
+E2=${BAKERY_ENGINE2_STATE:-$STATE/engine2}
+E2_SOCK=/var/run/bakery-engine2.sock
+E2_BRIDGE=bakery1
+E2_CIDR=${BAKERY_ENGINE2_CIDR:-172.30.99.1/24}   # the second engine's own bridge, for its RUN steps
+
+engine2_start() {
+  [ "$(id -u)" = 0 ] || die "run as root"
+  mkdir -p "$E2"
+  if ! ip link show "$E2_BRIDGE" >/dev/null 2>&1; then
+    ip link add "$E2_BRIDGE" type bridge
+    ip addr add "$E2_CIDR" dev "$E2_BRIDGE"
+    ip link set "$E2_BRIDGE" up
+  fi
+  printf '{"features":{"containerd-snapshotter":true},"iptables":false,"ip6tables":false,"bridge":"%s"}\n' \
+    "$E2_BRIDGE" >"$E2/daemon.json"
+  if ! $DOCKER -H "unix://$E2_SOCK" info >/dev/null 2>&1; then
+    # after a crash (tests kill it): a stale pidfile (the dead dockerd may linger as a zombie) and an orphaned
+    # managed containerd would stop a new dockerd from starting
+    if [ -f /var/run/bakery-engine2.pid ]; then
+      local old; old=$(cat /var/run/bakery-engine2.pid)
+      if ! grep -q '^State:.*[RSD]' "/proc/$old/status" 2>/dev/null || \
+         ! grep -q dockerd "/proc/$old/comm" 2>/dev/null; then
+        rm -f /var/run/bakery-engine2.pid
+      fi
+    fi
+    pkill -f 'containerd --config /var/run/bakery-engine2/' 2>/dev/null || true
+    log "starting the second engine on $E2_SOCK"
+    nohup /usr/sbin/dockerd --config-file "$E2/daemon.json" --data-root "$E2/data" \
+      --exec-root /var/run/bakery-engine2 --pidfile /var/run/bakery-engine2.pid \
+      --host "unix://$E2_SOCK" >"$E2/dockerd.log" 2>&1 &
+    echo $! >"$E2/dockerd.pid"
+    wait_for 60 "second dockerd" $DOCKER -H "unix://$E2_SOCK" info
+  fi
+  $DOCKER context inspect bakery-e2 >/dev/null 2>&1 || \
+    $DOCKER context create bakery-e2 --description "bakery's second engine" --docker "host=unix://$E2_SOCK" >/dev/null
+  log "engine2: $($DOCKER -H "unix://$E2_SOCK" version --format '{{.Server.Version}}'), context bakery-e2"
+}
+
+engine2_stop() {
+  if [ -f /var/run/bakery-engine2.pid ]; then
+    local pid; pid=$(cat /var/run/bakery-engine2.pid)
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  fi
+  rm -f "$E2/dockerd.pid"
+}
+
 case ${1:-} in
+  engine2-start) engine2_start ;;
+  engine2-stop) engine2_stop ;;
   install) install ;;
   start) start ;;
   stop) stop ;;
   status) status ;;
-  *) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start|stop|status|engine2-start|engine2-stop" >&2; exit 2 ;;
 esac
