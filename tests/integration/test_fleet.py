@@ -125,3 +125,19 @@ def test_killing_the_second_engine_mid_run_fails_cleanly_with_nothing_published(
         assert not (fleet_project / "bake" / "results.json").exists()
     finally:
         stack_sh("engine2-start")        # the module's other tests (and teardown) expect it back
+
+
+def test_setup_creates_the_docker_context_of_an_engine_builder(fleet_project: Path, bakery_cli) -> None:
+    context = f"bakery-t-{uuid.uuid4().hex[:8]}"
+    cfg = fleet_project / "bakery.yaml"
+    cfg.write_text(cfg.read_text().replace("{driver: docker, context: bakery-e2}",
+                                           f"{{driver: docker, context: {context}, "
+                                           "endpoint: 'unix:///var/run/bakery-engine2.sock'}"))
+    try:
+        for _ in range(2):    # idempotent
+            proc = bakery_cli(fleet_project, "setup")
+            assert f"builder second (docker, context {context}): running" in proc.stdout
+        assert docker("context", "inspect", context, "--format", "{{.Endpoints.docker.Host}}").stdout.strip() == \
+            "unix:///var/run/bakery-engine2.sock"
+    finally:
+        docker("context", "rm", "-f", context, check=False)

@@ -1,0 +1,80 @@
+"""Benchmark (not a test): the example's build+push on one engine vs fanned out over two engines.
+
+    python tests/bench/bench_fanout.py [--rounds N]
+
+Needs the stack (`make stack`); starts and stops the second engine itself. Each run is cold for its scenario:
+both engines' build caches are pruned and a fresh cache scope is used, so neither run reads the registry cache
+of another. Scenarios alternate across rounds; the printed ratio is median(one engine) / median(two engines)
+measured in this one run. On a 2-core machine both engines compete for the same cores: the gain is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+FLEET = "\nbuilders:\n  second: {driver: docker, context: bakery-e2}\n"
+
+
+def sh(*argv: str) -> None:
+    subprocess.run(argv, check=True, capture_output=True, timeout=900)
+
+
+def project(root: Path, prefix: str, fanned: bool) -> Path:
+    shutil.copytree(REPO / "examples", root / "examples")
+    text = (REPO / "bakery.yaml").read_text().replace("127.0.0.1:5000/acme", prefix)
+    if fanned:
+        text = text.replace("  arm: [linux/arm64, linux/arm/v7]",
+                            "  arm: {platforms: [linux/arm64, linux/arm/v7], builder: second}") + FLEET
+    (root / "bakery.yaml").write_text(text)
+    return root
+
+
+def run_once(root: Path) -> float:
+    for ctx in ("default", "bakery-e2"):
+        sh("docker", "--context", ctx, "buildx", "prune", "-af")
+    scope = f"bench-{uuid.uuid4().hex[:8]}"
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "bakery", "build", "--push", "--tag", scope,
+                           "--cache-scope", scope], cwd=root, capture_output=True, text=True, timeout=1800)
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-3000:])
+    return elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    sh("bash", str(REPO / ".ci" / "stack.sh"), "engine2-start")
+    times: dict[str, list[float]] = {"one engine": [], "two engines": []}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            prefix = f"127.0.0.1:5000/bench-{uuid.uuid4().hex[:8]}"
+            roots = {"one engine": project(Path(tmp) / "one", prefix, False),
+                     "two engines": project(Path(tmp) / "two", prefix, True)}
+            for r in range(args.rounds):
+                order = list(roots) if r % 2 == 0 else list(reversed(roots))   # alternate which goes first
+                for name in order:
+                    times[name].append(run_once(roots[name]))
+                    print(f"round {r + 1}: {name:<12} {times[name][-1]:7.1f} s", flush=True)
+    finally:
+        sh("bash", str(REPO / ".ci" / "stack.sh"), "engine2-stop")
+    one, two = (statistics.median(times[k]) for k in ("one engine", "two engines"))
+    print(f"\ncold build+push of the example (3 images, 5 targets, 3 platforms), {args.rounds} rounds, 2 cores:")
+    print(f"  one engine  : median {one:6.1f} s  runs {', '.join(f'{t:.1f}' for t in times['one engine'])}")
+    print(f"  two engines : median {two:6.1f} s  runs {', '.join(f'{t:.1f}' for t in times['two engines'])}")
+    print(f"  ratio one/two: {one / two:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
