@@ -38,17 +38,21 @@ def project(root: Path, prefix: str, fanned: bool) -> Path:
     return root
 
 
-def run_once(root: Path) -> float:
-    for ctx in ("default", "bakery-e2"):
-        sh("docker", "--context", ctx, "buildx", "prune", "-af")
-    scope = f"bench-{uuid.uuid4().hex[:8]}"
-    start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "bakery", "build", "--push", "--tag", scope,
-                           "--cache-scope", scope], cwd=root, capture_output=True, text=True, timeout=1800)
-    elapsed = time.monotonic() - start
-    if proc.returncode != 0:
-        raise SystemExit(proc.stderr[-3000:])
-    return elapsed
+def run_once(root: Path, attempts: int = 2) -> float:
+    """One cold run; a run that fails (e.g. a transient registry 500) is redone once, and said so."""
+    for attempt in range(attempts):
+        for ctx in ("default", "bakery-e2"):
+            sh("docker", "--context", ctx, "buildx", "prune", "-af")
+        scope = f"bench-{uuid.uuid4().hex[:8]}"
+        start = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "bakery", "build", "--push", "--tag", scope,
+                               "--cache-scope", scope], cwd=root, capture_output=True, text=True, timeout=1800)
+        elapsed = time.monotonic() - start
+        if proc.returncode == 0:
+            return elapsed
+        print(f"  run failed ({proc.stderr.strip().splitlines()[-1][:200]}); "
+              f"{'retrying' if attempt + 1 < attempts else 'giving up'}", flush=True)
+    raise SystemExit("benchmark run failed twice")
 
 
 def main() -> None:

@@ -177,3 +177,14 @@ def test_ctrl_c_stops_buildx_and_leaves_no_partial_files(failing_project: Path) 
     assert not list((failing_project / "bake").glob(".metadata-*"))
     assert not (failing_project / "bake" / "results.json").exists()
     assert subprocess.run(["pgrep", "-f", "buildx bake.*worker-amd64"], capture_output=True).returncode == 1
+
+
+def test_load_puts_each_groups_multi_platform_image_in_the_local_store(built) -> None:
+    root, prefix, _ = built
+    proc = subprocess.run([sys.executable, "-m", "bakery", "build", "--load", "--tag", "loaded", "--image", "worker",
+                           "--group", "arm"], cwd=root, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for platform, arch in (("linux/arm64", "aarch64"), ("linux/arm/v7", "armv7l")):
+        out = docker("run", "--rm", "--pull", "never", "--platform", platform, f"{prefix}/worker:loaded-arm").stdout
+        assert out.strip().endswith(f"from {arch} (built on {arch})")
+    docker("rmi", f"{prefix}/worker:loaded-arm", check=False)
