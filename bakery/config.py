@@ -127,6 +127,11 @@ class Config:
     default_builder: str = IMPLICIT_BUILDER
     fanout: int | None = None            # builders building at once (None: all of them)
     raw: Mapping[str, Any] = field(default_factory=dict)   # the merged document, for later sections
+    lines: KeyLines = field(default_factory=lambda: KeyLines(), compare=False, repr=False)
+
+    def validator(self) -> Validator:
+        """A validator for a later section (``release:``, ``retention:``): same file, same line numbers."""
+        return Validator(self.root, self.source, self.lines)
 
     def builder_of(self, group: str) -> Builder:
         return self.builders[self.platform_groups[group].builder or self.default_builder]
@@ -144,7 +149,7 @@ def suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
 
 
 # --------------------------------------------------------------------------- YAML with line numbers
-class _Lines:
+class KeyLines:
     """Maps key paths ("images.api.context") to the line they were written on."""
 
     def __init__(self) -> None:
@@ -176,14 +181,14 @@ class _Lines:
         return None
 
 
-def read_yaml(path: Path, source: str) -> tuple[Any, _Lines]:
+def read_yaml(path: Path, source: str) -> tuple[Any, KeyLines]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(source, "", f"not found in {path.parent} (create it, or pass --config)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(source, "", f"cannot read: {exc}") from None
-    lines = _Lines()
+    lines = KeyLines()
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -211,8 +216,8 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 
 
 # --------------------------------------------------------------------------- validation
-class _Validator:
-    def __init__(self, root: Path, source: str, lines: _Lines) -> None:
+class Validator:
+    def __init__(self, root: Path, source: str, lines: KeyLines) -> None:
         self.root = root
         self.source = source
         self.lines = lines
@@ -455,9 +460,9 @@ class _Validator:
                      labels=self.string_map(data.get("labels"), f"{key}.labels"), test=test_cmd, bake=bake)
 
 
-def validate(data: Any, root: Path, source: str, lines: _Lines | None = None) -> Config:
+def validate(data: Any, root: Path, source: str, lines: KeyLines | None = None) -> Config:
     """Turn a parsed document into a Config, or raise ConfigErrors listing every problem."""
-    v = _Validator(root, source, lines or _Lines())
+    v = Validator(root, source, lines or KeyLines())
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
@@ -514,10 +519,11 @@ def validate(data: Any, root: Path, source: str, lines: _Lines | None = None) ->
         raise ConfigErrors(v.errors)
     return Config(root=root, source=source, registry=registry, platform_groups=groups, images=images, cache=cache,
                   tag=tag, intermediate_tag=inter, bake_dir=bake_dir, formats=formats, provenance=provenance,
-                  labels=labels, builders=builders, default_builder=default_builder, fanout=fanout, raw=dict(data))
+                  labels=labels, builders=builders, default_builder=default_builder, fanout=fanout, raw=dict(data),
+                  lines=v.lines)
 
 
-def _check_target_names(v: _Validator, images: Mapping[str, Image]) -> None:
+def _check_target_names(v: Validator, images: Mapping[str, Image]) -> None:
     seen: dict[str, str] = {}
     for img in images.values():
         for g in img.platform_groups:

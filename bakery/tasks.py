@@ -112,6 +112,7 @@ def generate(c: Context, hcl: bool = False, config: str | None = None, check: bo
       help={"group": "platform group to build (repeatable; default all)", "image": "image to build (repeatable)",
             "tag": "tag of the final multi-arch index (default: config `tag`, or BAKERY_TAG)",
             "push": "push per-group results and stitch one index per image under --tag",
+            "no-stitch": "with --push: push only the per-group refs (CI fan-out; publish later with `stitch`)",
             "load": "load the per-group images into the local image store",
             "no-cache": "build without the build cache", "dry-run": "print the exact commands, change nothing",
             "verbose": "echo every command", "progress": "buildx progress: plain (default), tty, rawjson, quiet",
@@ -119,7 +120,8 @@ def generate(c: Context, hcl: bool = False, config: str | None = None, check: bo
             "config": "path of bakery.yaml"})
 @_errors_to_exit
 def build(c: Context, group: list[str] | None = None, image: list[str] | None = None, tag: str | None = None,
-          push: bool = False, load: bool = False, no_cache: bool = False, dry_run: bool = False,
+          push: bool = False, no_stitch: bool = False, load: bool = False, no_cache: bool = False,
+          dry_run: bool = False,
           verbose: bool = False, progress: str = "plain", cache_scope: str | None = None,
           config: str | None = None) -> None:
     """Generate the bake file and build it; with --push, one multi-arch index per image."""
@@ -129,7 +131,7 @@ def build(c: Context, group: list[str] | None = None, image: list[str] | None = 
     docker = docker_from(c, cfg, verbose=verbose, dry_run=dry_run)
     request = build_mod.BuildRequest(groups=tuple(group or ()), images=tuple(image or ()), tag=tag,
                                      cache_scope=cache_scope, push=push, load=load, no_cache=no_cache,
-                                     progress=progress)
+                                     progress=progress, stitch=not no_stitch)
     if not dry_run:
         preflight(cfg, docker, request.groups, request.images)
     result = build_mod.build(cfg, docker, request)
