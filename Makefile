@@ -41,9 +41,18 @@ integration: stack deps
 doctor:
 	$(PYTHON) -m bakery doctor
 
-## build: CI build of every image and group, pushed and stitched under TAG (make build TAG=$CI_COMMIT_SHA)
+SCOPE ?=
+scope_flag = $(if $(SCOPE),--cache-scope '$(SCOPE)')
+
+## build: CI build of every image and group, pushed and stitched under TAG (make build TAG=$CI_COMMIT_SHA SCOPE=$BRANCH)
 build:
-	$(PYTHON) -m bakery build --push --tag $(TAG)
+	$(PYTHON) -m bakery setup
+	$(PYTHON) -m bakery build --push --tag $(TAG) $(scope_flag)
+
+## release: smoke-tested release of VERSION (default: the semver tag on HEAD) with its whole tag set
+release:
+	$(PYTHON) -m bakery setup
+	$(PYTHON) -m bakery release $(if $(VERSION),--version $(VERSION)) $(scope_flag)
 
 ## stitch: after fanned-out per-group CI jobs (make build TAG=x GROUP=arm ...), publish the indexes
 stitch:

@@ -90,9 +90,11 @@ def bake_variables(config: Config, tag: str | None = None, scope: str | None = N
                    env: Mapping[str, str] | None = None) -> dict[str, str]:
     """Variables passed to bake: flags > BAKERY_* environment (as bake itself reads them) > config."""
     env = os.environ if env is None else env
+    raw_scope = scope or env.get(VAR_SCOPE) or config.cache.scope
     values = {VAR_REGISTRY: env.get(VAR_REGISTRY) or config.registry,
               VAR_TAG: tag or env.get(VAR_TAG) or config.tag,
-              VAR_SCOPE: scope or env.get(VAR_SCOPE) or config.cache.scope}
+              # a branch name is a fine scope: sanitised like metadata-action does (feature/x -> feature-x)
+              VAR_SCOPE: re.sub(r"[^A-Za-z0-9_.-]", "-", raw_scope)}
     try:
         check_name_prefix(values[VAR_REGISTRY])
         for key in (VAR_TAG, VAR_SCOPE):

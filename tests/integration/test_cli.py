@@ -114,3 +114,10 @@ def test_doctor_names_a_group_that_cannot_be_built_with_its_fix(example_project:
     assert build.returncode == 1
     assert build.stderr.strip().startswith("bakery: group win: cannot build windows/amd64; fix: add a builder node")
     assert not (example_project / "bake" / "results.json").exists()
+
+
+def test_a_branch_name_is_a_valid_cache_scope(example_project: Path) -> None:
+    proc = run(example_project, sys.executable, "-m", "bakery", "build", "--dry-run", "--image", "static",
+               "--cache-scope", "feature/JIRA-1 fix")
+    assert proc.returncode == 0, proc.stderr
+    assert "BAKERY_CACHE_SCOPE=feature-JIRA-1-fix " in proc.stderr
