@@ -18,6 +18,7 @@ demo: stack deps
 
 ## test: install and start the stack, then run every test (unit and real-stack integration)
 test: stack deps
+	$(PYTHON) -m mypy
 	$(PYTHON) -m pytest -q
 
 ## stack: Docker Engine (containerd store) + buildx, registry on 127.0.0.1:5000, QEMU, local base images

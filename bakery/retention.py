@@ -8,10 +8,21 @@ Tag rules
 ---------
 * ``protect`` patterns (regexes, full match on the tag) always win: a protected tag is kept
   and takes no part in any rule, so it does not use up a ``keep_last`` slot.
-  Unless the policy says ``protect_defaults: false``, ``DEFAULT_PROTECT`` is added to the
-  user's patterns: BuildKit registry-cache tags (``cache-.*``, ``.*buildcache.*``) and
-  referrers-scheme / cosign tags (``sha256-<64 hex>`` with an optional ``.sig``/``.att``/...
-  suffix). To let a rule clean those up, set ``protect_defaults: false``.
+* Leftovers of an interrupted ``clean`` run (a manifest the snapshot marks ``leftover``: an
+  untag placeholder or a journal index) are always removed, unless a protect pattern matches.
+* Built-in tags (unless the policy says ``protect_defaults: false``) take no part in ordinary
+  rules either; only a rule with ``override_defaults: true`` (the first such rule that matches)
+  handles them. They are:
+
+  - ``DEFAULT_PROTECT`` and ``Policy.builtin`` patterns: BuildKit registry-cache tags
+    (``cache-.*``, ``.*buildcache.*``, and the project's own cache tag pattern), ``sha-<hex>``
+    revision tags, and referrers-scheme / cosign tags (``sha256-<64 hex>`` with an optional
+    ``.sig``/``.att``/... suffix): kept, except that a referrers-scheme tag goes when the plan
+    deletes the digest it names (it follows its subject);
+  - per-group intermediate refs: for each template in ``Policy.intermediate`` (e.g.
+    ``{tag}-amd64``), a tag ``T-amd64`` whose public tag ``T`` is in the repository follows
+    ``T``: kept with it, removed with it, never counted by ``keep_last``. Without its public tag
+    (a build still being stitched, or a public tag removed by hand) it is kept.
 * Rules are ordered. A tag is handled by the FIRST rule whose ``match`` regex fully matches
   it and whose ``images`` list is empty or names the repository. Tags no rule matches are kept.
 * Within a rule:
@@ -29,6 +40,10 @@ Tag rules
   placeholders that reproducible builds / ``SOURCE_DATE_EPOCH=0`` write), is an unknown age.
   Naive datetimes (in ``created`` and ``now``) are taken as UTC.
 
+Dangling tags (``Snapshot.dangling``: listed by the registry, resolving to no manifest, as registry
+2.8 can leave them when a DELETE fails half-way) are removed, method ``retag-then-delete`` with an
+empty ``digest``, unless a protect pattern matches them.
+
 Untagged manifests
 ------------------
 A top-level untagged manifest (a "root") is a manifest in the snapshot that no tag points at,
@@ -39,10 +54,10 @@ attestations are never judged by this setting: they live and die with their pare
 
 Reachability, digests and tag methods
 -------------------------------------
-The walk follows two kinds of edges: index -> each listed child, and subject -> each manifest
-whose ``subject`` is that digest (attestations / referrers, including BuildKit attestation
-entries inside an index, whose ``vnd.docker.reference.digest`` the snapshot records as
-``subject``). Everything reachable from a kept tag's digest or a kept root is kept.
+The walk follows two kinds of edges: index -> each listed child (BuildKit attestation entries
+included: bakery's snapshot leaves their ``vnd.docker.reference.digest`` out of ``subject``, so
+they go with the last index that lists them), and subject -> each manifest whose ``subject`` is
+that digest (OCI referrers, and manifests behind ``sha256-<hex>`` tags). Everything reachable from a kept tag's digest or a kept root is kept.
 
 A digest is deleted only if it was released (the digest of a removed tag, an untagged root the
 policy drops, or reached from those through deleted parents), is NOT reachable from anything
@@ -57,8 +72,10 @@ unique throw-away manifest, then delete that one. A shared digest is never diges
 
 ``delete_digests`` lists parents before children (an index before its children, a subject
 before its referrers), so an interrupted run leaves untagged orphans rather than broken
-indexes. ``bytes`` is an estimate (manifest size + ``layer_bytes``; layers shared with kept
-images are not freed), and space only comes back after the registry's garbage collection.
+indexes. ``bytes`` is an estimate: the manifest size plus, when the snapshot lists a manifest's
+``blobs``, the blobs no surviving manifest of the repository references, each counted once
+(else ``layer_bytes``). Other repositories may share blobs too, and space only comes back after
+the registry's garbage collection.
 
 ``protected`` explains what was saved: every tag matched by a protect pattern, and every
 digest a removal would have deleted but something kept still uses.
@@ -98,8 +115,10 @@ __all__ = [
 DEFAULT_PROTECT: tuple[str, ...] = (
     r"cache-.*",
     r".*buildcache.*",
+    r"sha-[0-9a-f]{7,40}",
     r"sha256-[0-9a-f]{64}(\..*)?",
 )
+_REFERRER_TAG = re.compile(r"sha256-([0-9a-f]{64})(\..*)?")
 
 MANIFEST_MEDIA_TYPES: frozenset[str] = frozenset(
     {
@@ -139,6 +158,8 @@ class Manifest:
     is_attestation: bool = False
     platform: str | None = None
     layer_bytes: int = 0
+    blobs: tuple[tuple[str, int], ...] = ()  # (digest, size) of the config and layers, when known
+    leftover: str | None = None  # what an interrupted clean run left behind ("untag placeholder", "journal")
 
 
 @dataclass(frozen=True)
@@ -148,6 +169,8 @@ class Snapshot:
     repository: str
     tags: Mapping[str, str]  # tag -> digest
     manifests: Mapping[str, Manifest]  # digest -> manifest, for every digest that resolved
+    image: str = ""  # the config's image name, also accepted by ``Rule.images``
+    dangling: tuple[str, ...] = ()  # tags the registry lists that resolve to no manifest
 
 
 @dataclass(frozen=True)
@@ -158,7 +181,8 @@ class Rule:
     keep_last: int | None = None
     older_than: timedelta | None = None
     keep_all: bool = False
-    images: tuple[str, ...] = ()  # repositories it applies to; empty = all
+    images: tuple[str, ...] = ()  # repositories (or image names) it applies to; empty = all
+    override_defaults: bool = False  # may handle built-in tags (cache refs, sha-..., intermediate refs)
 
     def applies_to(self, repository: str) -> bool:
         return not self.images or repository in self.images
@@ -170,11 +194,13 @@ class Policy:
     protect: tuple[str, ...] = ()  # regexes; always win
     untagged: Untagged = "keep"
     protect_defaults: bool = True
+    intermediate: tuple[str, ...] = ()  # per-group ref templates with only {tag} left, e.g. "{tag}-amd64"
+    builtin: tuple[str, ...] = ()  # the project's own built-in tag regexes (e.g. from its cache ref)
 
     def protect_patterns(self) -> tuple[tuple[str, str], ...]:
         """(pattern, label) pairs in the order they are tried: the user's first, then defaults."""
         mine = tuple((p, "protect pattern") for p in self.protect)
-        defaults = tuple((p, "default protect pattern") for p in DEFAULT_PROTECT)
+        defaults = tuple((p, "default protect pattern") for p in (*DEFAULT_PROTECT, *self.builtin))
         return mine + (defaults if self.protect_defaults else ())
 
 
@@ -235,7 +261,7 @@ class Plan:
 # --------------------------------------------------------------------------- policy parsing
 
 _POLICY_KEYS = ("rules", "protect", "untagged", "protect_defaults")
-_RULE_KEYS = ("match", "keep_last", "older_than", "keep", "images")
+_RULE_KEYS = ("match", "keep_last", "older_than", "keep", "images", "override_defaults")
 
 
 def parse_duration(value: object) -> timedelta:
@@ -313,7 +339,18 @@ def _parse_rule(raw: object, source: str, key: str) -> Rule:
     if not isinstance(images, list) or not all(isinstance(i, str) and i for i in images):
         raise ConfigError(source, f"{key}.images", f"expected a list of repository names, got {images!r}")
 
-    return Rule(match=match, keep_last=keep_last, older_than=older_than, keep_all=keep_all, images=tuple(images))
+    override = raw.get("override_defaults", False)
+    if not isinstance(override, bool):
+        raise ConfigError(source, f"{key}.override_defaults", f"expected true or false, got {override!r}")
+
+    return Rule(
+        match=match,
+        keep_last=keep_last,
+        older_than=older_than,
+        keep_all=keep_all,
+        images=tuple(images),
+        override_defaults=override,
+    )
 
 
 def _parse_regex_list(raw: object, source: str, key: str) -> tuple[str, ...]:
@@ -356,24 +393,89 @@ def plan(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     graph = _Graph(manifests)
     warnings: set[str] = set()
 
-    # 1. tags: protect patterns, then the first matching rule
+    # 1. tags: protect patterns, leftovers, built-in tags, then the first matching rule
     protections: dict[str, str] = {}
-    removed = _decide_tags(snapshot, policy, now, warnings, protections)
-    kept_tags = sorted(set(snapshot.tags) - set(removed))
+    removed, referrer_tags = _decide_tags(snapshot, policy, now, warnings, protections)
 
     # 2. untagged roots
     kept_roots, dropped_roots = _decide_untagged(snapshot, policy.untagged, warnings)
 
-    # 3. released: the digests of removed tags and the dropped untagged roots
+    # 3-5. released -> kept -> deleted; a referrers-scheme tag follows its subject, so repeat until stable
+    while True:
+        released, saved, deleted = _resolve(snapshot, graph, removed, kept_roots, dropped_roots, warnings)
+        followers = {
+            tag: f"referrer tag of deleted manifest {subject}"
+            for tag, subject in referrer_tags.items()
+            if tag not in removed and subject in deleted
+        }
+        if not followers:
+            break
+        removed.update(followers)
+    for tag in removed:
+        protections.pop(tag, None)
+    for digest, why in saved.items():
+        protections.setdefault(digest, why)
+
+    kept_tags = sorted(set(snapshot.tags) - set(removed))
+    actions = [
+        TagAction(
+            tag=tag,
+            digest=snapshot.tags[tag],
+            reason=removed[tag],
+            method=DELETE_DIGEST if snapshot.tags[tag] in deleted else RETAG_THEN_DELETE,
+        )
+        for tag in removed
+    ]
+    user = [re.compile(p) for p in policy.protect]
+    for tag in sorted(set(snapshot.dangling) - set(snapshot.tags)):
+        if any(rx.fullmatch(tag) for rx in user):
+            protections[tag] = "protect pattern (the tag resolves to no manifest)"
+            continue
+        why = "listed but resolves to no manifest (a DELETE that stopped half-way)"
+        actions.append(TagAction(tag=tag, digest="", reason=why, method=RETAG_THEN_DELETE))
+    tag_actions = tuple(sorted(actions, key=lambda a: a.tag))
+    order = graph.parents_first(deleted)
+    sizes = _freed_bytes(order, deleted, manifests)
+    digest_actions = tuple(
+        _digest_action(digest, released, deleted, graph, manifests, sizes[digest]) for digest in order
+    )
+    return Plan(
+        repository=snapshot.repository,
+        remove_tags=tag_actions,
+        delete_digests=digest_actions,
+        protected=tuple(Protection(what, why) for what, why in sorted(protections.items())),
+        warnings=tuple(sorted(warnings)),
+        keep_tags=tuple(kept_tags),
+    )
+
+
+def _resolve(
+    snapshot: Snapshot,
+    graph: _Graph,
+    removed: Mapping[str, str],
+    kept_roots: Mapping[str, str],
+    dropped_roots: Mapping[str, str],
+    warnings: set[str],
+) -> tuple[dict[str, str], dict[str, str], set[str]]:
+    """(released {digest: reason}, saved {digest: why kept}, deleted digests) for a set of removed tags.
+
+    ``saved`` holds the digests a removal would have deleted but something kept still uses.
+    """
+    manifests = snapshot.manifests
+    kept_tags = sorted(set(snapshot.tags) - set(removed))
+
+    # released: the digests of removed tags and the dropped untagged roots
     released: dict[str, str] = dict(dropped_roots)
-    for digest in sorted({snapshot.tags[t] for t in removed}):
-        on_digest = sorted(t for t in removed if snapshot.tags[t] == digest)
+    by_digest: dict[str, list[str]] = {}
+    for tag in sorted(removed):
+        by_digest.setdefault(snapshot.tags[tag], []).append(tag)
+    for digest, on_digest in sorted(by_digest.items()):
         names = ", ".join(on_digest)
         released[digest] = f"tags {names} removed" if len(on_digest) > 1 else f"tag {names} removed"
         if digest not in manifests:
             warnings.add(f"tag {names}: digest {digest} did not resolve as a manifest; only the tag is removed")
 
-    # 4. what stays: everything reachable from kept tags and kept roots
+    # what stays: everything reachable from kept tags and kept roots
     kept_seeds = [(snapshot.tags[t], f"shared with kept tag {t}") for t in kept_tags]
     kept_seeds += sorted(kept_roots.items())
     kept = graph.reach(kept_seeds)
@@ -387,64 +489,126 @@ def plan(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
         warnings.update(f"{d}: {why}" for d, why in refused)
         kept = graph.reach(kept_seeds + refused)
 
-    # 5. what goes: walk from the released digests through deletable manifests only
+    # what goes: walk from the released digests through deletable manifests only
     deleted: set[str] = set()
+    saved: dict[str, str] = {}
     queue = deque(sorted(released))
     while queue:
         digest = queue.popleft()
         if digest in deleted:
             continue
         if digest in kept:
-            protections.setdefault(digest, kept[digest])
+            saved.setdefault(digest, kept[digest])
             continue
         if digest not in manifests:
             continue  # never resolved as a manifest: nothing we may delete
         deleted.add(digest)
         queue.extend(child for child, _ in graph.successors(digest))
+    return released, saved, deleted
 
-    tag_actions = tuple(
-        TagAction(
-            tag=tag,
-            digest=snapshot.tags[tag],
-            reason=removed[tag],
-            method=DELETE_DIGEST if snapshot.tags[tag] in deleted else RETAG_THEN_DELETE,
-        )
-        for tag in sorted(removed)
-    )
-    digest_actions = tuple(
-        _digest_action(digest, released, deleted, graph, manifests) for digest in graph.parents_first(deleted)
-    )
-    return Plan(
-        repository=snapshot.repository,
-        remove_tags=tag_actions,
-        delete_digests=digest_actions,
-        protected=tuple(Protection(what, why) for what, why in sorted(protections.items())),
-        warnings=tuple(sorted(warnings)),
-        keep_tags=tuple(kept_tags),
-    )
+
+def _freed_bytes(order: list[str], deleted: set[str], manifests: Mapping[str, Manifest]) -> dict[str, int]:
+    """Estimated bytes per deleted digest; a blob counts once, and only if no surviving manifest uses it."""
+    surviving = {blob for d, m in manifests.items() if d not in deleted for blob, _ in m.blobs}
+    counted: set[str] = set()
+    sizes: dict[str, int] = {}
+    for digest in order:
+        m = manifests[digest]
+        if not m.blobs:
+            sizes[digest] = m.size + m.layer_bytes
+            continue
+        fresh = {blob: size for blob, size in m.blobs if blob not in surviving and blob not in counted}
+        counted.update(fresh)
+        sizes[digest] = m.size + sum(fresh.values())
+    return sizes
 
 
 def _decide_tags(
     snapshot: Snapshot, policy: Policy, now: datetime, warnings: set[str], protections: dict[str, str]
-) -> dict[str, str]:
-    """Return {removed tag: reason}; record protected tags in ``protections``."""
-    protect = [(re.compile(p), f"{label} {p}") for p, label in policy.protect_patterns()]
-    rules = [(i, r, re.compile(r.match)) for i, r in enumerate(policy.rules) if r.applies_to(snapshot.repository)]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Return ({removed tag: reason}, {referrers-scheme tag: subject digest}); record kept-why in ``protections``."""
+    user = [(re.compile(p), f"protect pattern {p}") for p in policy.protect]
+    builtin = [(re.compile(p), f"default protect pattern {p}") for p in (*DEFAULT_PROTECT, *policy.builtin)]
+    rules = [
+        (i, r, re.compile(r.match))
+        for i, r in enumerate(policy.rules)
+        if r.applies_to(snapshot.repository) or (bool(snapshot.image) and r.applies_to(snapshot.image))
+    ]
+    bases = _intermediate_bases(snapshot.tags, policy.intermediate) if policy.protect_defaults else {}
 
     claimed: dict[int, list[str]] = {i: [] for i, _, _ in rules}
+    removed: dict[str, str] = {}
+    followers: dict[str, str] = {}  # intermediate ref -> its public tag
+    referrer_tags: dict[str, str] = {}  # referrers-scheme tag -> the digest it names
     for tag in sorted(snapshot.tags):
-        why = next((label for rx, label in protect if rx.fullmatch(tag)), None)
+        why = next((label for rx, label in user if rx.fullmatch(tag)), None)
         if why is not None:
             protections[tag] = why
             continue
+        manifest = snapshot.manifests.get(snapshot.tags[tag])
+        if manifest is not None and manifest.leftover:
+            removed[tag] = f"{manifest.leftover} left by an interrupted clean run"
+            continue
+        if policy.protect_defaults:
+            label = next((label for rx, label in builtin if rx.fullmatch(tag)), None)
+            if tag in bases and label is None:
+                label = f"intermediate ref of {bases[tag]}"
+            if label is not None:
+                override = next((i for i, r, rx in rules if r.override_defaults and rx.fullmatch(tag)), None)
+                if override is not None:
+                    claimed[override].append(tag)
+                elif tag in bases and bases[tag] in snapshot.tags:
+                    followers[tag] = bases[tag]
+                else:
+                    found = _REFERRER_TAG.fullmatch(tag)
+                    if found is not None:
+                        referrer_tags[tag] = f"sha256:{found.group(1)}"
+                    elif tag in bases:
+                        label = f"intermediate ref whose public tag {bases[tag]} is not in the repository"
+                    protections[tag] = label
+                continue
         first = next((i for i, _, rx in rules if rx.fullmatch(tag)), None)
         if first is not None:
             claimed[first].append(tag)
 
-    removed: dict[str, str] = {}
     for i, rule, _ in rules:
         removed.update(_apply_rule(i, rule, claimed[i], snapshot, now, warnings))
-    return removed
+
+    # an intermediate ref follows its public tag (which may itself be an intermediate ref)
+    def fate(tag: str, depth: int = 0) -> str | None:
+        base = followers.get(tag)
+        if base is None or depth > len(followers):
+            return removed.get(tag)
+        return f"intermediate ref of removed tag {base}" if fate(base, depth + 1) is not None else None
+
+    for tag in sorted(followers):
+        reason = fate(tag)
+        if reason is not None:
+            removed[tag] = reason
+        else:
+            protections[tag] = f"intermediate ref of kept tag {followers[tag]}"
+    return removed, referrer_tags
+
+
+def _intermediate_bases(tags: Iterable[str], templates: Iterable[str]) -> dict[str, str]:
+    """{tag: public tag it would be the intermediate ref of}, whether or not that public tag exists."""
+    shapes = []
+    for template in templates:
+        prefix, found, suffix = template.partition("{tag}")
+        if found and (prefix or suffix):
+            shapes.append((prefix, suffix))
+    bases: dict[str, str] = {}
+    existing = set(tags)
+    for tag in sorted(existing):
+        candidates = [
+            tag[len(prefix) : len(tag) - len(suffix)]
+            for prefix, suffix in shapes
+            if len(tag) > len(prefix) + len(suffix) and tag.startswith(prefix) and tag.endswith(suffix)
+        ]
+        if candidates:
+            # an existing public tag wins; then the longest base (the most specific template)
+            bases[tag] = max(candidates, key=lambda base: (base in existing, len(base), base))
+    return bases
 
 
 def _apply_rule(
@@ -460,7 +624,7 @@ def _apply_rule(
         beyond = ordered
     else:
         beyond = ordered[rule.keep_last :]
-        if beyond:  # the order decided something, so unknown ages mattered
+        if beyond and rule.keep_last > 0:  # the order decided something, so unknown ages mattered
             warnings.update(_age_warning(d, manifests.get(d)) for d in ordered if created[d] is None)
 
     gone: set[str] = set()
@@ -504,7 +668,7 @@ def _decide_untagged(
     count = int(untagged)
     created = {d: _known_created(manifests[d]) for d in roots}
     ordered = sorted(roots, key=lambda d: _newest_first(d, created[d]))
-    if len(ordered) > count:
+    if len(ordered) > count > 0:
         warnings.update(_age_warning(d, manifests[d]) for d in ordered if created[d] is None)
     kept = {d: f"one of the {count} newest untagged manifests" for d in ordered[:count]}
     dropped = {d: f"untagged, not among the {count} newest" for d in ordered[count:]}
@@ -512,10 +676,14 @@ def _decide_untagged(
 
 
 def _digest_action(
-    digest: str, released: Mapping[str, str], deleted: set[str], graph: _Graph, manifests: Mapping[str, Manifest]
+    digest: str,
+    released: Mapping[str, str],
+    deleted: set[str],
+    graph: _Graph,
+    manifests: Mapping[str, Manifest],
+    size: int,
 ) -> DigestAction:
     manifest = manifests[digest]
-    size = manifest.size + manifest.layer_bytes
     if digest in released:
         return DigestAction(digest, f"{released[digest]}; nothing kept uses it", None, size)
     # prefer "child of deleted index" over "referrer of deleted manifest"; then the smallest digest

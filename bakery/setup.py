@@ -121,13 +121,13 @@ def assess(config: Config, facts: Facts, groups: Sequence[str] = ()) -> list[Che
                         facts.registry if facts.registry_error is None else facts.registry_error,
                         "" if facts.registry_error is None else
                         "start it (`make stack` runs one on 127.0.0.1:5000) or fix `registry` in bakery.yaml"))
-    for bf in facts.builders.values():
-        checks.append(_builder_check(bf))
+    checks.extend(_builder_check(b) for b in facts.builders.values())
     for gname in selected:
         group = config.platform_groups[gname]
-        bf = facts.builders.get(config.builder_of(gname).name)
-        if bf is None:
+        found = facts.builders.get(config.builder_of(gname).name)
+        if found is None:
             continue
+        bf = found
         missing: list[str] = []
         how: list[str] = []
         for plat in group.platforms:
