@@ -13,7 +13,8 @@ Executing a plan (:func:`execute`):
    uses it). The journal is deleted last, once everything else is done;
 3. removes tags that share a digest with something kept without touching the digest: OCI tag DELETE when a
    probe proves the registry deletes only the tag, else (registry 2.8) it points the tag at a unique tiny
-   placeholder manifest (annotation ``dev.bakery.clean: untag``) and deletes that placeholder by digest. All
+   placeholder manifest (:func:`bakery.manifest.untag_manifest`, annotation ``dev.bakery.clean: untag``, as
+   ``manifest.rm`` writes) and deletes that placeholder by digest. All
    placeholders are PUT before any is deleted: on 2.8 a manifest DELETE reads every tag's link, and a link
    being written at that moment makes the DELETE fail half-way, leaving the digest's tags dangling;
 4. deletes digests parents first, level by level (an index before its children, a subject before its
@@ -47,12 +48,14 @@ from .build import bake_variables, registry_for
 from .config import Config, suggest
 from .docker import Docker
 from .errors import BakeryError, ConfigError, RegistryError
+from .manifest import ensure_empty_config, untag_manifest
 from .reference import split_domain
-from .registry import OCI_INDEX, OCI_MANIFEST, Registry, digest_of
+from .registry import OCI_INDEX, OCI_MANIFEST, Registry
 from .retention import DELETE_DIGEST, MANIFEST_MEDIA_TYPES, Manifest, Plan, Policy, Snapshot, TagAction
 from .retention import parse_policy
 from .retention import plan as make_plan
-from .snapshot import LEFTOVER, Parallel, ProgressFn, Reader, build_snapshot, parallel, take
+from .snapshot import CREATED, LEFTOVER, Parallel, ProgressFn, Reader, build_snapshot, parallel, take
+from .stitch import make_index
 
 __all__ = [
     "JOURNAL_TAG",
@@ -75,9 +78,6 @@ __all__ = [
 
 JOURNAL_TAG = "bakery-clean-journal-"
 JOURNAL_CHUNK = 1000                      # descriptors per journal index (keeps each one well under 1 MB)
-EMPTY = b"{}"                             # the OCI empty descriptor's content, config of every placeholder
-EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
-EMPTY_DIGEST = digest_of(EMPTY)
 _SIZE = re.compile(r"^\d+(\.\d+)?\s*([kmgtp]i?b?|b)?$", re.IGNORECASE)
 
 
@@ -309,7 +309,7 @@ def _execute(registry: Registry, reader: Reader, rp: RepoPlan, out: Outcome, wor
 
         def put(action: TagAction) -> str:
             _recheck(reader, action)
-            return registry.put_manifest(repo, action.tag, placeholder(action.tag), OCI_MANIFEST)
+            return registry.put_manifest(repo, action.tag, placeholder(action.tag, repo, action.digest), OCI_MANIFEST)
 
         run = parallel(put, retags, workers=workers, progress=_phase(progress, "re-pointing tags"))
         placed = [(a, run.results[i]) for i, a in enumerate(retags) if run.results[i] is not None]
@@ -390,7 +390,7 @@ def _execute(registry: Registry, reader: Reader, rp: RepoPlan, out: Outcome, wor
     for tag, at in zip(leftover, reader.map("checking removed tags", reader.head, leftover)):
         if at is None:
             _ensure_empty_blob(registry, repo, state)
-            digest = registry.put_manifest(repo, tag, placeholder(tag), OCI_MANIFEST)
+            digest = registry.put_manifest(repo, tag, placeholder(tag, repo), OCI_MANIFEST)
             registry.delete_manifest(repo, digest)
             out.done.append(Event("untag", tag, "repaired: the registry left it dangling"))
         elif at not in {a.digest for a in plan.remove_tags if a.tag == tag}:
@@ -504,39 +504,20 @@ def journal_index(snap: Snapshot, digests: Sequence[str], now: datetime) -> byte
     """The journal: an OCI index listing the manifests a run is about to delete (deterministic bytes)."""
     manifests = [{"mediaType": snap.manifests[d].media_type, "digest": d, "size": snap.manifests[d].size}
                  for d in digests]
-    doc = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests,
-           "annotations": {LEFTOVER: "journal", "org.opencontainers.image.created":
-                           now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}}
-    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+    return make_index(manifests, {LEFTOVER: "journal",
+                                  CREATED: now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")})
 
 
-def placeholder(tag: str) -> bytes:
-    """A unique tiny image manifest to re-point ``tag`` at (so deleting it removes only that tag)."""
-    doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-           "config": {"mediaType": EMPTY_MEDIA_TYPE, "digest": EMPTY_DIGEST, "size": len(EMPTY)},
-           "layers": [],
-           "annotations": {LEFTOVER: "untag", "dev.bakery.clean.tag": tag,
-                           "dev.bakery.clean.nonce": secrets.token_hex(8)}}
-    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+def placeholder(tag: str, repository: str = "", previous: str | None = None) -> bytes:
+    """The manifest to re-point ``tag`` at (:func:`bakery.manifest.untag_manifest`), unique to this call."""
+    return untag_manifest(repository, tag, previous, nonce=secrets.token_hex(8))
 
 
 def _ensure_empty_blob(registry: Registry, repo: str, state: _State) -> None:
     with state.lock:
-        if state.empty_blob:
-            return
-        scope = f"repository:{repo}:pull,push"
-        head = registry.request("HEAD", f"/v2/{repo}/blobs/{EMPTY_DIGEST}", scope=scope, ok=(200, 404))
-        if head.status_code == 404:
-            start = registry.request("POST", f"/v2/{repo}/blobs/uploads/", scope=scope, ok=(202,))
-            location = start.headers.get("Location", "")
-            if not location:
-                raise RegistryError(f"POST /v2/{repo}/blobs/uploads/ gave no upload Location")
-            if location.startswith("/"):
-                location = f"{registry.base}{location}"
-            sep = "&" if "?" in location else "?"
-            registry.request("PUT", f"{location}{sep}digest={EMPTY_DIGEST}", scope=scope,
-                             headers={"Content-Type": "application/octet-stream"}, data=EMPTY, ok=(201,))
-        state.empty_blob = True
+        if not state.empty_blob:
+            ensure_empty_config(registry, repo)
+            state.empty_blob = True
 
 
 def _probe_tag_delete(registry: Registry, repo: str, state: _State) -> bool:
@@ -548,7 +529,7 @@ def _probe_tag_delete(registry: Registry, repo: str, state: _State) -> bool:
     _ensure_empty_blob(registry, repo, state)
     nonce = secrets.token_hex(4)
     first, second = f"bakery-clean-probe-{nonce}-a", f"bakery-clean-probe-{nonce}-b"
-    raw = placeholder(f"bakery-clean-probe-{nonce}")
+    raw = placeholder(f"bakery-clean-probe-{nonce}", repo)
     digest = registry.put_manifest(repo, first, raw, OCI_MANIFEST)
     registry.put_manifest(repo, second, raw, OCI_MANIFEST)
     try:

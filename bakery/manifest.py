@@ -9,31 +9,33 @@ but for buildx output (indexes with attestation entries) and local insecure regi
   ``<bake_dir>/manifests/``; :func:`push_draft` copies children from other repositories of the same registry
   (blob mounts, then manifests by digest) and PUTs one deterministic OCI index (:func:`bakery.stitch.make_index`).
 - :func:`untag` removes ONE tag safely on registries that cannot delete tags (distribution 2.8): it points the
-  tag at a tiny manifest unique to that tag and deletes that manifest by digest. A digest another tag or an
-  index refers to is never deleted, so published indexes stay pullable.
+  tag at a tiny manifest unique to that tag (:func:`untag_manifest`, on the empty config that
+  :func:`ensure_empty_config` uploads; ``clean`` re-points tags with the same two) and deletes that manifest by
+  digest. A digest another tag or an index refers to is never deleted, so published indexes stay pullable.
 
 Nothing here runs ``docker manifest`` (it refuses indexes and drops attestations).
 """
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .atomic import write_file
-from .errors import BakeryError, RegistryError
+from .errors import BakeryError
 from .reference import InvalidReference, Reference, parse_reference
 from .registry import MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST, Manifest, Registry, digest_of
-from .stitch import index_entries, is_attestation, make_index, platform_string
+from .snapshot import LEFTOVER
+from .stitch import index_entries, is_attestation, make_index, platform_of_config, platform_string, read_config
 
 ATTESTATION_MODES: tuple[str, ...] = ("keep", "drop")
 REFERENCE_DIGEST = "vnd.docker.reference.digest"
 EMPTY_CONFIG = b"{}"
 EMPTY_CONFIG_TYPE = "application/vnd.oci.empty.v1+json"
+EMPTY_DIGEST = digest_of(EMPTY_CONFIG)
 UNTAG_ARTIFACT = "application/vnd.bakery.untag.v1"
 UNTAG_ANNOTATION = "dev.bakery.untag"
 DRAFT_DIR = "manifests"
@@ -73,17 +75,9 @@ def entry_platform(entry: Mapping[str, Any]) -> str:
 def source_entries(manifest: Manifest, config: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """Descriptors one source contributes: an index's entries as they are; a manifest as one descriptor whose
     platform comes from its image ``config`` (os, architecture, variant, os.version)."""
-    def platform(_: dict[str, Any]) -> dict[str, Any]:
-        cfg = config or {}
-        plat: dict[str, Any] = {"architecture": cfg.get("architecture") or "", "os": cfg.get("os") or ""}
-        if cfg.get("variant"):
-            plat["variant"] = cfg["variant"]
-        if cfg.get("os.version"):
-            plat["os.version"] = cfg["os.version"]
-        return plat
     if manifest.media_type not in MANIFEST_TYPES:
         raise BakeryError(f"{manifest.digest} is a {manifest.media_type or 'non-manifest'}, not an image manifest")
-    return index_entries(manifest, platform)
+    return index_entries(manifest, lambda _: platform_of_config(config or {}))
 
 
 @dataclass(frozen=True)
@@ -233,15 +227,22 @@ def inspect_dict(ref: str, manifest: Manifest, rows: Sequence[Row]) -> dict[str,
                          "attestationOf": r.attestation_of or None} for r in rows]}
 
 
-# --------------------------------------------------------------------------- pure: untag manifest
-def untag_manifest(repository: str, tag: str, previous: str | None) -> bytes:
-    """A tiny OCI manifest unique to (repository, tag, the digest the tag pointed at): no layers, the empty
-    config, the tag named in an annotation. Deleting its digest removes exactly this tag, nothing shared."""
+# --------------------------------------------------------------------------- pure: untag placeholder
+def untag_manifest(repository: str, tag: str, previous: str | None, nonce: str = "") -> bytes:
+    """The placeholder a tag is re-pointed at to remove it (``manifest.rm``, ``release --untag-intermediate``,
+    ``clean``): a tiny OCI manifest unique to (repository, tag, the digest the tag pointed at, ``nonce``), with
+    no layers and the empty config. Deleting its digest removes exactly this tag, nothing shared.
+
+    Its annotations name the tag and mark it as a leftover (``dev.bakery.clean: untag``), so one that an
+    interrupted run left under a tag is removed by the next ``clean``."""
+    annotations = {LEFTOVER: "untag", UNTAG_ANNOTATION: f"{repository}:{tag}",
+                   f"{UNTAG_ANNOTATION}.previous": previous or ""}
+    if nonce:
+        annotations[f"{UNTAG_ANNOTATION}.nonce"] = nonce
     doc = {
         "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": UNTAG_ARTIFACT,
-        "config": {"mediaType": EMPTY_CONFIG_TYPE, "digest": digest_of(EMPTY_CONFIG), "size": len(EMPTY_CONFIG)},
-        "layers": [],
-        "annotations": {UNTAG_ANNOTATION: f"{repository}:{tag}", f"{UNTAG_ANNOTATION}.previous": previous or ""},
+        "config": {"mediaType": EMPTY_CONFIG_TYPE, "digest": EMPTY_DIGEST, "size": len(EMPTY_CONFIG)},
+        "layers": [], "annotations": annotations,
     }
     return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
 
@@ -262,14 +263,7 @@ def fetch_entries(registry: Registry, repository: str, ref: str) -> tuple[Manife
 
 
 def image_config(registry: Registry, repository: str, manifest: Manifest) -> dict[str, Any]:
-    desc = manifest.json.get("config") or {}
-    if not desc.get("digest"):
-        return {}
-    try:
-        data: dict[str, Any] = json.loads(registry.get_blob(repository, desc["digest"]))
-    except ValueError:
-        return {}
-    return data
+    return read_config(registry, repository, manifest.json)
 
 
 def layer_bytes(manifest: Manifest) -> int:
@@ -277,42 +271,10 @@ def layer_bytes(manifest: Manifest) -> int:
     return sum(int(layer.get("size", 0)) for layer in manifest.json.get("layers") or [])
 
 
-def ensure_blob(registry: Registry, repository: str, data: bytes) -> str:
-    """Make a blob exist in ``repository`` (HEAD, else a monolithic upload); its digest."""
-    return _ensure_blob_digest(registry, repository, digest_of(data), lambda: data, None)
-
-
-def _ensure_blob_digest(registry: Registry, repository: str, digest: str, read: Callable[[], bytes],
-                        mount_from: str | None) -> str:
-    """HEAD, else a cross-repository mount from ``mount_from``, else read the bytes and upload them in one PUT."""
-    scope = f"repository:{repository}:pull,push"
-    head = registry.request("HEAD", f"/v2/{repository}/blobs/{digest}", scope=scope, ok=(200, 404))
-    if head.status_code == 200:
-        return digest
-    if mount_from and mount_from != repository:
-        resp = registry.request("POST", f"/v2/{repository}/blobs/uploads/?mount={digest}&from={mount_from}",
-                                scope=scope, ok=(201, 202))
-        if resp.status_code == 201:
-            return digest
-        _cancel(registry, resp, scope)
-    data: bytes = read()
-    start = registry.request("POST", f"/v2/{repository}/blobs/uploads/", scope=scope, ok=(202,))
-    location = start.headers.get("Location", "")
-    if not location:
-        raise RegistryError(f"{registry.host}/{repository}: blob upload answered without a Location")
-    sep = "&" if "?" in location else "?"
-    registry.request("PUT", f"{location}{sep}digest={digest}", scope=scope, data=data,
-                     headers={"Content-Type": "application/octet-stream"}, ok=(201,))
-    return digest
-
-
-def _cancel(registry: Registry, resp: Any, scope: str) -> None:
-    location = resp.headers.get("Location", "")
-    if location:
-        try:
-            registry.request("DELETE", location, scope=scope, ok=(204, 404))
-        except RegistryError:
-            pass
+def ensure_empty_config(registry: Registry, repository: str) -> None:
+    """Make the empty config blob (every untag placeholder's config) exist in ``repository``."""
+    if not registry.blob_exists(repository, EMPTY_DIGEST):
+        registry.put_blob(repository, EMPTY_CONFIG)
 
 
 def copy_manifest(registry: Registry, src: str, dst: str, digest: str) -> None:
@@ -327,9 +289,9 @@ def copy_manifest(registry: Registry, src: str, dst: str, digest: str) -> None:
                 copy_manifest(registry, src, dst, str(child["digest"]))
     else:
         for desc in [body.get("config") or {}, *(body.get("layers") or [])]:
-            if desc.get("digest"):
-                d = str(desc["digest"])
-                _ensure_blob_digest(registry, dst, d, functools.partial(registry.get_blob, src, d), src)
+            d = str(desc.get("digest") or "")
+            if d and not registry.blob_exists(dst, d) and not registry.mount_blob(dst, d, src):
+                registry.put_blob(dst, registry.get_blob(src, d))
     registry.put_manifest(dst, digest, manifest.raw, manifest.media_type)
 
 
@@ -352,7 +314,7 @@ def untag(registry: Registry, repository: str, tag: str) -> Untagged:
     if previous is None:
         raise BakeryError(f"{registry.host}/{repository}:{tag} does not exist")
     raw = untag_manifest(repository, tag, previous)
-    ensure_blob(registry, repository, EMPTY_CONFIG)
+    ensure_empty_config(registry, repository)
     placeholder = registry.put_manifest(repository, tag, raw, OCI_MANIFEST)
     if placeholder == previous:     # cannot happen (the placeholder names `previous`), but never delete a shared digest
         raise BakeryError(f"{repository}:{tag}: placeholder digest equals the tagged digest; nothing deleted")

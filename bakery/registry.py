@@ -42,6 +42,18 @@ def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def verified_digest(repo: str, ref: str, resp: requests.Response) -> str:
+    """The digest of a manifest answer's bytes, checked against the digest asked for and the one the registry
+    names in ``Docker-Content-Digest``."""
+    digest = digest_of(resp.content)
+    if ref.startswith("sha256:") and digest != ref:
+        raise RegistryError(f"{repo}@{ref}: the registry returned bytes whose digest is {digest}")
+    header = resp.headers.get("Docker-Content-Digest")
+    if header and header != digest:
+        raise RegistryError(f"{repo}:{ref}: Docker-Content-Digest {header} does not match the bytes ({digest})")
+    return digest
+
+
 def is_loopback(host: str) -> bool:
     name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
     name = name.strip("[]")
@@ -215,12 +227,7 @@ class Registry:
         resp = self.request("GET", f"/v2/{repo}/manifests/{ref}", scope=f"repository:{repo}:pull",
                             headers={"Accept": ACCEPT})
         raw = resp.content
-        digest = digest_of(raw)
-        if ref.startswith("sha256:") and digest != ref:
-            raise RegistryError(f"{repo}@{ref}: the registry returned bytes whose digest is {digest}")
-        header = resp.headers.get("Docker-Content-Digest")
-        if header and header != digest:
-            raise RegistryError(f"{repo}:{ref}: Docker-Content-Digest {header} does not match the bytes ({digest})")
+        digest = verified_digest(repo, ref, resp)
         media = resp.headers.get("Content-Type", "").split(";")[0] or json.loads(raw).get("mediaType", "")
         return Manifest(digest, media, raw)
 
@@ -249,6 +256,39 @@ class Registry:
         if digest_of(resp.content) != digest:
             raise RegistryError(f"{repo}@{digest}: blob bytes do not match their digest")
         return resp.content
+
+    def blob_exists(self, repo: str, digest: str) -> bool:
+        resp = self.request("HEAD", f"/v2/{repo}/blobs/{digest}", scope=f"repository:{repo}:pull", ok=(200, 404))
+        return resp.status_code == 200
+
+    def put_blob(self, repo: str, data: bytes) -> str:
+        """Upload ``data`` in one go (POST, then one PUT with the digest); its digest."""
+        digest = digest_of(data)
+        scope = f"repository:{repo}:pull,push"
+        start = self.request("POST", f"/v2/{repo}/blobs/uploads/", scope=scope, ok=(202,))
+        location = start.headers.get("Location", "")
+        if not location:
+            raise RegistryError(f"{self.host}/{repo}: blob upload answered without a Location")
+        sep = "&" if "?" in location else "?"
+        self.request("PUT", f"{location}{sep}digest={digest}", scope=scope, data=data,
+                     headers={"Content-Type": "application/octet-stream"}, ok=(201,))
+        return digest
+
+    def mount_blob(self, repo: str, digest: str, source: str) -> bool:
+        """Cross-repository mount of ``source@digest`` into ``repo``; False when the registry did not mount it
+        (the upload it opened instead is cancelled)."""
+        scope = f"repository:{repo}:pull,push"
+        resp = self.request("POST", f"/v2/{repo}/blobs/uploads/?mount={digest}&from={source}", scope=scope,
+                            ok=(201, 202))
+        if resp.status_code == 201:
+            return True
+        location = resp.headers.get("Location", "")
+        if location:
+            try:
+                self.request("DELETE", location, scope=scope, ok=(204, 404))
+            except RegistryError:
+                pass
+        return False
 
     def tags(self, repo: str, page: int = 1000) -> list[str]:
         """All tags, following ``Link`` pagination; tolerates ``"tags": null`` and unsorted answers."""

@@ -30,6 +30,7 @@ return data; :func:`release` sequences them with git, docker and the registry. T
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -50,7 +51,7 @@ from .manifest import (ATTESTATION_MODES, attestation_of, check_platforms, entry
                        layer_bytes, select_entries, short, untag)
 from .process import Runner
 from .registry import OCI_INDEX, Manifest, Registry, digest_of
-from .stitch import is_attestation
+from .stitch import config_platform, index_entries, is_attestation, read_config
 from .tags import TagError, TagOptions, Version, compute_tags, newest_version, oci_labels, parse_version, sanitize_tag
 
 RELEASE_KEYS = ("tags", "attestations", "size_growth_warn", "smoke")
@@ -495,12 +496,9 @@ def reusable(existing: Manifest | None, entries: Sequence[Mapping[str, Any]], an
              attestations: str) -> bool:
     """Whether an already published index is this release: same image entries (digest and platform), same index
     annotations, and attestations per ``attestations`` (one for each image that has one now, none dangling)."""
-    if existing is None or not existing.is_index:
+    old = _entries_if_annotated(existing, annotations)
+    if old is None:
         return False
-    body = existing.json
-    if (body.get("annotations") or {}) != dict(annotations):
-        return False
-    old = body.get("manifests") or []
 
     def images(es: Iterable[Mapping[str, Any]]) -> set[tuple[str, str]]:
         return {(str(e["digest"]), entry_platform(e)) for e in es if not is_attestation(dict(e))}
@@ -515,17 +513,25 @@ def reusable(existing: Manifest | None, entries: Sequence[Mapping[str, Any]], an
     return attested(old) == attested(entries) and attested(old) <= {d for d, _ in images(old)}
 
 
+def _entries_if_annotated(existing: Manifest | None,
+                          annotations: Mapping[str, str]) -> list[dict[str, Any]] | None:
+    """The entries of ``existing`` when it is an index annotated exactly with ``annotations``; else None."""
+    if existing is None or not existing.is_index:
+        return None
+    body = existing.json
+    if (body.get("annotations") or {}) != dict(annotations):
+        return None
+    return list(body.get("manifests") or [])
+
+
 def already_released(existing: Manifest | None, annotations: Mapping[str, str], platforms: Sequence[str],
                      attestations: str) -> bool:
     """Whether the version tag already holds THIS release: an index annotated with the same version, revision,
     source and created (so: the same commit), holding exactly ``platforms``, attestations as configured (none
     with ``drop``; none dangling with ``keep``). A re-run then publishes it again instead of rebuilding."""
-    if existing is None or not existing.is_index:
+    entries = _entries_if_annotated(existing, annotations)
+    if entries is None:
         return False
-    body = existing.json
-    if (body.get("annotations") or {}) != dict(annotations):
-        return False
-    entries = body.get("manifests") or []
     found = [entry_platform(e) for e in entries if not is_attestation(e)]
     if sorted(found) != sorted(platforms) or len(set(found)) != len(found):
         return False
@@ -961,7 +967,7 @@ def _reuse_group(config: Config, registry: Registry, w: _Image, group: str, tag:
     for platform, man in w.platforms.items():
         if platform not in config.platform_groups[group].platforms:
             continue
-        cfg = json.loads(registry.get_blob(w.repository, man.json["config"]["digest"]))
+        cfg = read_config(registry, w.repository, man.json)
         revision = ((cfg.get("config") or {}).get("Labels") or {}).get("org.opencontainers.image.revision")
         if revision != sha:
             raise BakeryError(f"{w.name}: {w.full_name}:{ref} ({platform}) was built from "
@@ -977,10 +983,8 @@ def _load_group(config: Config, registry: Registry, w: _Image, group: str, diges
     man = registry.get_manifest(w.repository, digest)
     w.group_manifests[group] = man
     expected = config.platform_groups[group].platforms
-    if man.is_index:
-        entries = [e for e in man.json.get("manifests") or [] if not is_attestation(e)]
-    else:
-        entries = [{"digest": man.digest, "platform": _config_platform(registry, w.repository, man)}]
+    entries = [e for e in index_entries(man, functools.partial(config_platform, registry, w.repository))
+               if not is_attestation(e)]
     found = [entry_platform(e) for e in entries]
     if sorted(found) != sorted(expected):
         raise BakeryError(f"{w.name}: {w.full_name}@{digest} holds platforms {found}, group {group} is "
@@ -990,27 +994,15 @@ def _load_group(config: Config, registry: Registry, w: _Image, group: str, diges
                                                                                              str(e["digest"]))
 
 
-def _config_platform(registry: Registry, repo: str, man: Manifest) -> dict[str, Any]:
-    cfg = json.loads(registry.get_blob(repo, man.json["config"]["digest"]))
-    plat = {"architecture": cfg.get("architecture"), "os": cfg.get("os")}
-    if cfg.get("variant"):
-        plat["variant"] = cfg["variant"]
-    return plat
-
-
 def _index_plan(config: Config, registry: Registry, w: _Image, tag: str, annotations: Mapping[str, str],
                 attestations: str) -> IndexPlan:
     if w.released is not None:
         return IndexPlan(w.name, w.repository, w.full_name, w.plan.tags, w.released.raw, w.released.digest, True,
                          note="already released from this commit: index kept")
     entries: list[dict[str, Any]] = []
+    platform = functools.partial(config_platform, registry, w.repository)
     for g in config.images[w.name].platform_groups:
-        man = w.group_manifests[g]
-        if man.is_index:
-            entries.extend(dict(e) for e in man.json.get("manifests") or [])
-        else:
-            entries.append({"mediaType": man.media_type, "digest": man.digest, "size": len(man.raw),
-                            "platform": _config_platform(registry, w.repository, man)})
+        entries.extend(index_entries(w.group_manifests[g], platform))
     selection = select_entries(entries, attestations)
     check_platforms(selection.entries)
     raw = index_bytes(selection.entries, annotations)
@@ -1064,7 +1056,7 @@ def _sizes(registry: Registry, repo: str, man: Manifest) -> dict[str, int]:
 
 
 def platform_of_manifest(registry: Registry, repo: str, man: Manifest) -> str:
-    return entry_platform({"platform": _config_platform(registry, repo, man)})
+    return entry_platform({"platform": config_platform(registry, repo, man.json)})
 
 
 def _dry_run(config: Config, work: Mapping[str, _Image], version: Version, tag: str, git: GitInfo,

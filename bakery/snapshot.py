@@ -28,8 +28,9 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from .errors import RegistryError
-from .registry import ACCEPT, INDEX_TYPES, Registry, digest_of
+from .registry import ACCEPT, INDEX_TYPES, Registry, verified_digest
 from .retention import MANIFEST_MEDIA_TYPES, Manifest, Snapshot
+from .stitch import ATTESTATION, platform_string
 
 __all__ = [
     "ATTESTATION",
@@ -47,9 +48,8 @@ __all__ = [
 
 ProgressFn = Callable[[str, int, int], None]
 CREATED = "org.opencontainers.image.created"
-LEFTOVER = "dev.bakery.clean"  # annotation on what bakery clean writes: "untag" placeholders, "journal" indexes
+LEFTOVER = "dev.bakery.clean"  # on what bakery writes: "untag" placeholders (manifest.untag_manifest), journals
 LEFTOVER_KINDS = {"untag": "untag placeholder", "journal": "journal"}
-ATTESTATION = "attestation-manifest"
 _REFERRER_TAG = re.compile(r"sha256-([0-9a-f]{64})(\..*)?")
 _PLACEHOLDER_BEFORE = datetime(1980, 1, 2, tzinfo=UTC)
 T = TypeVar("T")
@@ -200,12 +200,7 @@ class Reader:
         if resp.status_code == 404:
             return None
         raw = resp.content
-        digest = digest_of(raw)
-        if ref.startswith("sha256:") and digest != ref:
-            raise RegistryError(f"{repo}@{ref}: the registry returned bytes whose digest is {digest}")
-        header = resp.headers.get("Docker-Content-Digest")
-        if header and header != digest:
-            raise RegistryError(f"{repo}:{ref}: Docker-Content-Digest {header} does not match the bytes ({digest})")
+        digest = verified_digest(repo, ref, resp)
         media = resp.headers.get("Content-Type", "").split(";")[0].strip()
         fetched = Fetched(digest, media, raw)
         if not media or media in ("application/json", "text/plain"):
@@ -318,10 +313,7 @@ def subject_of(fetched: Fetched) -> str | None:
 
 def _platform(descriptor: Mapping[str, Any]) -> str | None:
     p = descriptor.get("platform")
-    if not isinstance(p, dict) or not p.get("os"):
-        return None
-    text = f"{p.get('os')}/{p.get('architecture')}"
-    return f"{text}/{p['variant']}" if p.get("variant") else text
+    return platform_string(p) if isinstance(p, dict) and p.get("os") else None
 
 
 def take(registry: Registry, repository: str, *, image: str = "", workers: int = 8, need_created: bool = True,

@@ -1,14 +1,16 @@
 """Stitching: per-group build results (indexes or single manifests, in one repository) -> one OCI index.
 
-Pure parts (:func:`index_entries`, :func:`make_index`) take manifests and return data; :func:`stitch` does the
+Pure parts (:func:`index_entries`, :func:`make_index`, :func:`platform_of_config`) take manifests and return
+data; :func:`config_platform` (the platform of an image manifest, from its config blob) and :func:`stitch` do the
 registry calls. Attestation manifests (``vnd.docker.reference.type: attestation-manifest``) are carried over
 with the platform manifests they describe, so nothing in the final index dangles.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,32 @@ def platform_string(p: dict[str, Any]) -> str:
 
 def is_attestation(entry: dict[str, Any]) -> bool:
     return (entry.get("annotations") or {}).get("vnd.docker.reference.type") == ATTESTATION
+
+
+def platform_of_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The OCI platform an image config describes: os, architecture, and variant and os.version when set."""
+    plat: dict[str, Any] = {"architecture": config.get("architecture") or "", "os": config.get("os") or ""}
+    for key in ("variant", "os.version"):
+        if config.get(key):
+            plat[key] = config[key]
+    return plat
+
+
+def read_config(registry: Registry, repository: str, manifest_json: Mapping[str, Any]) -> dict[str, Any]:
+    """The image config an image manifest names ({} when it names none or the blob is not a JSON object)."""
+    desc = manifest_json.get("config") or {}
+    if not desc.get("digest"):
+        return {}
+    try:
+        data = json.loads(registry.get_blob(repository, str(desc["digest"])))
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def config_platform(registry: Registry, repository: str, manifest_json: Mapping[str, Any]) -> dict[str, Any]:
+    """The platform of an image manifest, read from its config blob."""
+    return platform_of_config(read_config(registry, repository, manifest_json))
 
 
 def index_entries(manifest: Manifest, config_platform: Callable[[dict[str, Any]], dict[str, Any]]) -> list[dict[str, Any]]:
@@ -75,17 +103,10 @@ def stitch(registry: Registry, repository: str, tags: Sequence[str], sources: Se
     ``sources`` is ``[(digest, expected platforms)]`` in group order; a group whose result does not hold
     exactly its expected platforms is an error before anything is pushed.
     """
-    def config_platform(body: dict[str, Any]) -> dict[str, Any]:
-        cfg = json.loads(registry.get_blob(repository, body["config"]["digest"]))
-        plat = {"architecture": cfg.get("architecture"), "os": cfg.get("os")}
-        if cfg.get("variant"):
-            plat["variant"] = cfg["variant"]
-        return plat
-
     entries: list[dict[str, Any]] = []
     for digest, expected in sources:
         manifest = registry.get_manifest(repository, digest)
-        group_entries = index_entries(manifest, config_platform)
+        group_entries = index_entries(manifest, functools.partial(config_platform, registry, repository))
         found = platforms_of(group_entries)
         if sorted(found) != sorted(expected):
             raise RegistryError(f"{repository}@{digest}: holds platforms {found}, expected {list(expected)}")

@@ -15,6 +15,7 @@ from bakery import clean
 from bakery.clean_tasks import Progress, format_bytes, plan_table
 from bakery.config import Config, load
 from bakery.errors import BakeryError, ConfigError
+from bakery.manifest import EMPTY_DIGEST
 from bakery.registry import digest_of
 from bakery.retention import DigestAction, Manifest, Plan, Policy, Protection, Rule, Snapshot, TagAction
 
@@ -127,10 +128,10 @@ def test_placeholders_are_unique_tiny_manifests_on_the_empty_config() -> None:
     one, two = clean.placeholder("pr-1"), clean.placeholder("pr-1")
     assert digest_of(one) != digest_of(two) and len(one) < 500
     doc = json.loads(one)
-    assert doc["config"] == {"mediaType": "application/vnd.oci.empty.v1+json", "digest": clean.EMPTY_DIGEST,
+    assert doc["config"] == {"mediaType": "application/vnd.oci.empty.v1+json", "digest": EMPTY_DIGEST,
                              "size": 2}
     assert doc["layers"] == [] and doc["annotations"]["dev.bakery.clean"] == "untag"
-    assert clean.EMPTY_DIGEST == "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+    assert EMPTY_DIGEST == "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 
 
 # --- execution order -------------------------------------------------------------------------------
