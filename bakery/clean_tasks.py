@@ -19,6 +19,7 @@ from . import clean as core
 from .errors import BakeryError, RegistryError
 from .retention import DELETE_DIGEST, Plan
 from .tasks import _errors_to_exit, config_from, docker_from
+from .humanize import human_bytes as format_bytes
 
 __all__ = ["Progress", "clean", "format_bytes", "plan_table"]
 
@@ -57,15 +58,6 @@ class Progress:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
         self._shown = ""
-
-
-def format_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} TB"   # pragma: no cover
 
 
 _DIGEST = re.compile(r"sha256:([0-9a-f]{12})[0-9a-f]{52}")

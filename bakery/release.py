@@ -45,6 +45,7 @@ from .atomic import write_files
 from .bakefile import VAR_REGISTRY
 from .build import BuildRequest, bake_variables, build, registry_for
 from .config import Config, Validator, suggest, target_name
+from .humanize import human_bytes
 from .docker import Docker
 from .errors import BakeryError, CommandError, ConfigErrors, RegistryError
 from .manifest import (ATTESTATION_MODES, attestation_of, check_platforms, entry_platform, index_bytes,
@@ -607,15 +608,6 @@ def percent(change: float) -> str:
     """``+20.0%``; a change that rounds to zero is ``0.0%`` (never ``-0.0%``)."""
     text = f"{change:+.1%}"
     return "0.0%" if text in ("+0.0%", "-0.0%") else text
-
-
-def human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
 
 
 @dataclass(frozen=True)
