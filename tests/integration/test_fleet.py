@@ -141,3 +141,20 @@ def test_setup_creates_the_docker_context_of_an_engine_builder(fleet_project: Pa
             "unix:///var/run/bakery-engine2.sock"
     finally:
         docker("context", "rm", "-f", context, check=False)
+
+
+def test_release_fans_out_and_publishes_indexes_holding_every_platform(fleet_project: Path, prefix: str,
+                                                                      bakery_cli) -> None:
+    from tests.fixtures.release.projects import commit, git
+    (fleet_project / ".gitignore").write_text("bake/\n")
+    git(fleet_project, "init", "-q", "-b", "main")
+    commit(fleet_project, "release", tag="v1.0.0")
+    proc = bakery_cli(fleet_project, "release", "--image", "worker")
+    assert "[second] " in proc.stderr
+    digests = set()
+    for tag in ("1.0.0", "1.0", "1", "latest"):
+        index, digest = registry_manifest(f"{prefix}/worker", tag)
+        assert sorted(index_platforms(index)) == ["linux/amd64", "linux/arm/v7", "linux/arm64"]
+        digests.add(digest)
+    assert len(digests) == 1
+    assert images_on(CONTEXT, prefix) == {f"{prefix}/worker:1.0.0-arm"}
