@@ -40,6 +40,7 @@ __all__ = [
     "RawJsonError",
     "Status",
     "Step",
+    "StreamDecoder",
     "Summary",
     "TargetTotals",
     "VertexName",
@@ -84,8 +85,12 @@ def _truncated_at_eof(text: str, err: json.JSONDecodeError) -> bool:
     return match is not None and match.end() == len(rest)
 
 
-class _StreamDecoder:
-    """Incremental decoder state for one stream (one instance per :func:`iter_status` call)."""
+class StreamDecoder:
+    """Incremental decoder for one stream: :meth:`feed` text chunks as they arrive, then :meth:`close`.
+
+    ``feed`` returns the objects completed by that chunk; ``close`` returns any last object and raises
+    :class:`RawJsonError` if the stream ends inside one.  :func:`iter_status` is the iterator form.
+    """
 
     def __init__(self, on_skip: Callable[[str], None] | None) -> None:
         self._json = json.JSONDecoder()
@@ -176,7 +181,7 @@ def iter_status(chunks: Iterable[str], *, on_skip: Callable[[str], None] | None 
     passed to ``on_skip`` if given, so nothing disappears unreported.  An object still open at the
     end of the stream raises :class:`RawJsonError`.
     """
-    decoder = _StreamDecoder(on_skip)
+    decoder = StreamDecoder(on_skip)
     for chunk in chunks:
         yield from decoder.feed(chunk)
     yield from decoder.close()
@@ -317,6 +322,19 @@ class Step:
         """The name without its ``[...]`` prefix, e.g. ``RUN uname -m > /arch``."""
         parts = _split(self.name)
         return self.name.strip() if parts is None else parts[1]
+
+    @property
+    def build_platform(self) -> str | None:
+        """For a cross-compiling stage (``[linux/amd64->arm64 build 4/4]``) the platform it runs on
+        (``linux/amd64``); None for every other step."""
+        parts = _split(self.name)
+        if parts is None:
+            return None
+        for token in parts[0]:
+            base, arrow, _ = token.partition("->")
+            if arrow and _PLATFORM.fullmatch(base):
+                return base
+        return None
 
     @property
     def is_run(self) -> bool:

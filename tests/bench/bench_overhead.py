@@ -1,0 +1,155 @@
+"""Benchmark (not a test): what bakery itself costs on top of ``docker buildx bake``.
+
+1. ``bakery build`` against ``docker buildx bake`` on the same generated file with a warm cache: after one untimed
+   warm-up build, the two commands alternate (the first of each pair alternates too) and the median of the
+   per-pair wall-time ratios is reported, with each side's median.  ``bakery build`` includes everything a user
+   waits for: Python start-up, config loading, generating and checking the bake file (``bake --print``), the
+   preflight (engine, buildx, builder, QEMU, registry), the bake itself and writing ``bake/results.json``.  The bake
+   side gets the same arguments bakery passes (targets, ``--progress plain``, ``--metadata-file``).
+2. The time to turn a synthetic config of 100 images x 4 platform groups (contexts in a temporary directory) into a
+   bake document and render it as JSON and HCL (pure: ``bakery.config.validate``, ``bakery.bakefile.document``,
+   ``to_json``, ``to_hcl``).
+
+    python tests/bench/bench_overhead.py [--pairs 7] [--reps 20] [--skip-build]
+
+Part 1 needs the stack (``make stack``) and uses its own registry prefix; every image tag and registry cache tag it
+creates is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from bakery import bakefile  # noqa: E402
+from bakery.bench import untag  # noqa: E402
+from bakery.build import bake_variables  # noqa: E402
+from bakery.config import load, validate  # noqa: E402
+from bakery.docker import Docker  # noqa: E402
+from bakery.process import Runner  # noqa: E402
+from bakery.reference import parse_reference  # noqa: E402
+from bakery.registry import Registry  # noqa: E402
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    started = time.monotonic()
+    proc = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    elapsed = time.monotonic() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:4])} failed: {proc.stderr[-2000:]}")
+    return elapsed
+
+
+def overhead(pairs: int) -> None:
+    prefix = f"127.0.0.1:5000/t-ovh-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="bakery-overhead-") as tmp:
+        root = Path(tmp) / "project"
+        shutil.copytree(REPO / "examples", root / "examples")
+        (root / "bakery.yaml").write_text((REPO / "bakery.yaml").read_text().replace("127.0.0.1:5000/acme", prefix))
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        config = load(root / "bakery.yaml")
+        docker = Docker(Runner())
+        names = bakefile.select_targets(config)
+        variables = bake_variables(config, env={})
+        bakery_argv = [sys.executable, "-m", "bakery", "build"]
+        bake_argv = docker.bake_argv([Path("bake/docker-bake.json")], names, progress="plain",
+                                     metadata_file=Path("bake/.metadata-overhead.json"))
+        try:
+            print(f"warming the cache: bakery build of {len(names)} targets ({prefix}) ...", flush=True)
+            timed(bakery_argv, root, env)
+            bakery_s: list[float] = []
+            bake_s: list[float] = []
+            for i in range(pairs):
+                order = [("bakery", bakery_argv), ("bake", bake_argv)]
+                if i % 2:
+                    order.reverse()
+                for name, argv in order:
+                    seconds = timed(argv, root, {**env, **variables})
+                    (bakery_s if name == "bakery" else bake_s).append(seconds)
+            ratios = [a / b for a, b in zip(bakery_s, bake_s)]
+            print(f"\nwarm build of the example ({len(names)} targets), {pairs} alternating pairs:")
+            print(f"  bakery build            median {statistics.median(bakery_s):6.2f} s  "
+                  f"(min {min(bakery_s):.2f}, max {max(bakery_s):.2f})")
+            print(f"  docker buildx bake      median {statistics.median(bake_s):6.2f} s  "
+                  f"(min {min(bake_s):.2f}, max {max(bake_s):.2f})")
+            print(f"  ratio bakery/bake       median {statistics.median(ratios):6.3f}   "
+                  f"(min {min(ratios):.3f}, max {max(ratios):.3f}); "
+                  f"median difference {statistics.median(a - b for a, b in zip(bakery_s, bake_s)):.2f} s")
+        finally:
+            cleanup(config, docker, names, variables, prefix)
+
+
+def cleanup(config, docker: Docker, names: list[str], variables: dict[str, str], prefix: str) -> None:  # type: ignore[no-untyped-def]
+    infos = bakefile.target_infos(config, names)
+    tag = variables[bakefile.VAR_TAG]
+    for info in infos:
+        repo = config.images[info.image].repository
+        ref = f"{prefix}/{repo}:{bakefile.intermediate_tag(config, info.group, tag)}"
+        subprocess.run(["docker", "image", "rm", ref], capture_output=True)
+        cache = parse_reference(bakefile.cache_ref(config, config.images[info.image], info.group,
+                                                   variables[bakefile.VAR_SCOPE], prefix))
+        untag(Registry.for_host(cache.domain), cache.path, cache.tag)
+
+
+def generation(reps: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="bakery-gen-") as tmp:
+        root = Path(tmp)
+        images = {}
+        for i in range(100):
+            ctx = root / "services" / f"svc{i:03d}"
+            ctx.mkdir(parents=True)
+            (ctx / "Dockerfile").write_text("FROM scratch\n")
+            images[f"svc{i:03d}"] = {"context": f"services/svc{i:03d}", "args": {"VERSION": "1.0", "NAME": f"svc{i}"},
+                                     "labels": {"team": "t"}}
+        data = {"registry": "127.0.0.1:5000/acme",
+                "platform_groups": {"amd64": ["linux/amd64"], "arm64": ["linux/arm64"], "armv7": ["linux/arm/v7"],
+                                    "ppc": ["linux/ppc64le", "linux/s390x"]},
+                "cache": {"type": "registry", "scope": "main"}, "images": images}
+        validate_s, doc_s, json_s, hcl_s = [], [], [], []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            config = validate(data, root, "bakery.yaml")
+            t1 = time.perf_counter()
+            doc = bakefile.document(config, (0, 13, 1))
+            t2 = time.perf_counter()
+            text_json = bakefile.to_json(doc)
+            t3 = time.perf_counter()
+            text_hcl = bakefile.to_hcl(doc)
+            t4 = time.perf_counter()
+            validate_s.append(t1 - t0)
+            doc_s.append(t2 - t1)
+            json_s.append(t3 - t2)
+            hcl_s.append(t4 - t3)
+        total = [a + b + c + d for a, b, c, d in zip(validate_s, doc_s, json_s, hcl_s)]
+        ms = 1000.0
+        print(f"\nbake document for 100 images x 4 groups ({len(doc['target'])} targets, JSON {len(text_json) // 1024} "
+              f"KiB, HCL {len(text_hcl) // 1024} KiB), median of {reps}:")
+        print(f"  validate {statistics.median(validate_s) * ms:7.1f} ms   document {statistics.median(doc_s) * ms:7.1f} ms"
+              f"   to_json {statistics.median(json_s) * ms:7.1f} ms   to_hcl {statistics.median(hcl_s) * ms:7.1f} ms")
+        print(f"  total    {statistics.median(total) * ms:7.1f} ms (min {min(total) * ms:.1f}, max {max(total) * ms:.1f})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=7, help="alternating bakery/bake pairs (default 7)")
+    parser.add_argument("--reps", type=int, default=20, help="repetitions of the generation timing (default 20)")
+    parser.add_argument("--skip-build", action="store_true", help="only the pure generation timing")
+    args = parser.parse_args()
+    if not args.skip_build:
+        overhead(args.pairs)
+    generation(args.reps)
+
+
+if __name__ == "__main__":
+    main()
