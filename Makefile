@@ -42,6 +42,10 @@ integration: stack deps
 doctor:
 	$(PYTHON) -m bakery doctor
 
+## bench: benchmark the example (empties the build cache: run it on a machine of its own)
+bench: stack deps
+	$(PYTHON) -m bakery bench --runs 3
+
 SCOPE ?=
 scope_flag = $(if $(SCOPE),--cache-scope '$(SCOPE)')
 
