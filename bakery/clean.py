@@ -51,7 +51,7 @@ from .errors import BakeryError, ConfigError, RegistryError
 from .manifest import ensure_empty_config, untag_manifest
 from .reference import split_domain
 from .registry import OCI_INDEX, OCI_MANIFEST, Registry
-from .retention import DELETE_DIGEST, MANIFEST_MEDIA_TYPES, Manifest, Plan, Policy, Snapshot, TagAction
+from .retention import DELETE_DIGEST, MANIFEST_MEDIA_TYPES, Graph, Manifest, Plan, Policy, Snapshot, TagAction
 from .retention import parse_policy
 from .retention import plan as make_plan
 from .snapshot import CREATED, LEFTOVER, Parallel, ProgressFn, Reader, build_snapshot, parallel, take
@@ -458,22 +458,8 @@ def _levels(order: Sequence[str], parents: Mapping[str, set[str]]) -> list[list[
 
 
 def _reach(roots: Iterable[str], manifests: Mapping[str, Manifest]) -> set[str]:
-    """Everything a digest keeps alive: index children and referrers, transitively."""
-    referrers: dict[str, list[str]] = {}
-    for digest, m in manifests.items():
-        if m.subject is not None:
-            referrers.setdefault(m.subject, []).append(digest)
-    seen: set[str] = set()
-    stack = list(roots)
-    while stack:
-        digest = stack.pop()
-        if digest in seen:
-            continue
-        seen.add(digest)
-        found = manifests.get(digest)
-        stack.extend(found.children if found is not None else ())
-        stack.extend(referrers.get(digest, ()))
-    return seen
+    """Everything a digest keeps alive: index children and referrers, transitively (the planner's graph)."""
+    return set(Graph(manifests).reach((root, "") for root in roots))
 
 
 def _write_journal(registry: Registry, snap: Snapshot, digests: Sequence[str], now: datetime,

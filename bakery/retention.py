@@ -390,7 +390,7 @@ def plan(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     """Decide which tags to remove and which manifests to delete. Pure: no clock, no I/O."""
     now = _as_utc(now)
     manifests = snapshot.manifests
-    graph = _Graph(manifests)
+    graph = Graph(manifests)
     warnings: set[str] = set()
 
     # 1. tags: protect patterns, leftovers, built-in tags, then the first matching rule
@@ -451,7 +451,7 @@ def plan(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
 
 def _resolve(
     snapshot: Snapshot,
-    graph: _Graph,
+    graph: Graph,
     removed: Mapping[str, str],
     kept_roots: Mapping[str, str],
     dropped_roots: Mapping[str, str],
@@ -679,7 +679,7 @@ def _digest_action(
     digest: str,
     released: Mapping[str, str],
     deleted: set[str],
-    graph: _Graph,
+    graph: Graph,
     manifests: Mapping[str, Manifest],
     size: int,
 ) -> DigestAction:
@@ -695,8 +695,8 @@ def _digest_action(
     return DigestAction(digest, why, parent, size)
 
 
-class _Graph:
-    """Edges index -> child and subject -> referrer, over the snapshot's manifests."""
+class Graph:
+    """Edges index -> child and subject -> referrer, over the snapshot's manifests (also used by clean)."""
 
     def __init__(self, manifests: Mapping[str, Manifest]) -> None:
         self._manifests = manifests
