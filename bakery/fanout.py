@@ -8,6 +8,7 @@ bake itself runs every target it is given at once and has no concurrency limit (
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import threading
@@ -82,10 +83,17 @@ def run_jobs(base: Docker, jobs: Sequence[Job], options: BakeOptions, explain: A
         label = job.builder.name if len(job.targets) > 1 or len(builders_in_order) > 1 else ""
         if job.builder.max_parallel is not None:
             label = f"{job.builder.name} {job.targets[0].name}"
-        code, tail = docker.runner.stream(
-            argv, env={**(docker.env or {}), **options.variables}, cwd=options.cwd,
-            capture=options.progress not in ("tty", "auto") or not single,
-            prefix="" if single else f"[{label}] ", on_start=lambda p: _started(state, p))
+        for attempt in (1, 2):
+            code, tail = docker.runner.stream(
+                argv, env={**(docker.env or {}), **options.variables}, cwd=options.cwd,
+                capture=options.progress not in ("tty", "auto") or not single,
+                prefix="" if single else f"[{label}] ", on_start=lambda p: _started(state, p))
+            if code == 0 or state.cancelled or attempt == 2 or not transient(tail):
+                break
+            # registry 2.8 answers 5xx now and then while a tag is being written (a HEAD reads a half-written
+            # link); the build itself is cached by now, so running the bake once more only redoes the push
+            print(f"bakery: {describe(job.builder)}: the registry answered {transient(tail)}; running the bake "
+                  "once more", file=docker.runner.out, flush=True)
         if code != 0 and not state.cancelled:
             named = len(builders_in_order) > 1 or not job.builder.implicit
             message = f"{describe(job.builder)}: " * named + explain(tail, list(job.targets))
@@ -128,6 +136,19 @@ def run_jobs(base: Docker, jobs: Sequence[Job], options: BakeOptions, explain: A
     finally:
         for job in jobs:
             job.metadata.unlink(missing_ok=True)
+
+
+_TRANSIENT = re.compile(r"\b(50[0234] (?:Internal Server Error|Bad Gateway|Service Unavailable|Gateway Timeout))")
+
+
+def transient(tail: Sequence[str]) -> str:
+    """The registry 5xx a failed bake reports in its final error, or "" when the failure is anything else."""
+    for line in reversed(tail):
+        if line.startswith("ERROR:") or " ERROR: " in line:
+            m = _TRANSIENT.search(line)
+            if m:
+                return m.group(1)
+    return ""
 
 
 def _started(state: _Run, proc: subprocess.Popen[str]) -> None:
