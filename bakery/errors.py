@@ -46,4 +46,12 @@ class CommandError(BakeryError):
 
 
 class RegistryError(BakeryError):
-    """A registry answered something bakery cannot use (status, body or digest mismatch)."""
+    """A registry answered something bakery cannot use (status, body or digest mismatch).
+
+    ``status`` is the HTTP status of the answer that failed, or None when there was none (no connection, a
+    timeout) or the failure is in the body (a digest mismatch).
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)

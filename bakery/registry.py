@@ -168,7 +168,7 @@ class Registry:
                 self.sleep(self._retry_after(resp, attempt))
                 continue
             if resp.status_code not in ok:
-                raise RegistryError(self._describe(method, url, resp))
+                raise RegistryError(self._describe(method, url, resp), status=resp.status_code)
             return resp
         raise RegistryError(f"{method} {url}: gave up after {self.retries + 1} attempts")
 

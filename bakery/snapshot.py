@@ -277,7 +277,7 @@ class Reader:
             except ValueError:
                 return None
             except RegistryError as exc:
-                if " answered 404" in str(exc):   # a config that is gone: the image has no known age
+                if exc.status == 404:   # a config that is gone: the image has no known age
                     return None
                 raise
             return data if isinstance(data, dict) else None

@@ -21,7 +21,7 @@ from tests.integration.faultproxy import Fault, FaultProxy
 from tests.integration.seed import MultiArch, Seeder, digest_at, exists, private_registry, tags_of
 
 from bakery import clean  # noqa: E402
-from bakery.errors import BakeryError  # noqa: E402
+from bakery.errors import BakeryError, RegistryError  # noqa: E402
 from bakery.registry import Registry  # noqa: E402
 from bakery.retention import DELETE_DIGEST, RETAG_THEN_DELETE, Policy, Rule  # noqa: E402
 
@@ -508,3 +508,9 @@ def test_delete_digest_tags_and_retagged_tags_are_both_reported(seed: Seeder, ru
     untag = next(e for e in outcome.done if e.action == "untag")
     assert (untag.what, untag.detail.split(" (")[0]) == ("pr-1", "retag-then-delete")
     assert outcome.journal and all(e.action != "fail" for e in outcome.done)
+
+
+def test_a_registry_error_carries_the_http_status_of_the_answer(registry: Registry, repo: str) -> None:
+    with pytest.raises(RegistryError) as missing:
+        registry.get_blob(repo, "sha256:" + "0" * 64)
+    assert missing.value.status == 404 and "answered 404" in str(missing.value)
