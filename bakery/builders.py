@@ -21,7 +21,10 @@ from .setup import BuilderFacts, Facts, enabled_emulators
 def docker_for(base: Docker, builder: Builder) -> Docker:
     """The docker adapter that talks to ``builder``."""
     env = {**(base.env or {}), "DOCKER_CONTEXT": builder.context} if builder.context else base.env
-    return dataclasses.replace(base, builder=None if builder.driver == "docker" else builder.name, env=env)
+    name = None if builder.driver == "docker" else builder.name
+    if env == base.env and name == base.builder:
+        return base      # the same engine and builder: keep the facts already read
+    return dataclasses.replace(base, builder=name, env=env)
 
 
 def describe(builder: Builder) -> str:

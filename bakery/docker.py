@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,9 @@ class Docker:
     binary: str = "docker"
     builder: str | None = None   # buildx builder name; None: the current one
     env: Mapping[str, str] | None = None  # e.g. DOCKER_CONTEXT / DOCKER_HOST for another engine
+    # facts that cannot change during one invocation (buildx version, engine info), read once per adapter;
+    # ``dataclasses.replace`` (another engine) starts with none
+    _facts: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def cmd(self, *args: str) -> list[str]:
         return [self.binary, *args]
@@ -56,13 +59,22 @@ class Docker:
 
     # ------------------------------------------------------------------ facts
     def buildx_version(self) -> Version:
-        out = self.runner.run(self.cmd("buildx", "version"), env=self.env).stdout
-        v = parse_version(out.split(None, 1)[1] if " " in out else out)
-        if v is None:
-            raise BakeryError(f"cannot read the buildx version from {out.strip()!r}")
-        return v
+        if "buildx" not in self._facts:
+            out = self.runner.run(self.cmd("buildx", "version"), env=self.env).stdout
+            v = parse_version(out.split(None, 1)[1] if " " in out else out)
+            if v is None:
+                raise BakeryError(f"cannot read the buildx version from {out.strip()!r}")
+            self._facts["buildx"] = v
+        version: Version = self._facts["buildx"]
+        return version
 
     def engine(self) -> EngineInfo:
+        if "engine" not in self._facts:
+            self._facts["engine"] = self._read_engine()
+        info: EngineInfo = self._facts["engine"]
+        return info
+
+    def _read_engine(self) -> EngineInfo:
         fmt = "{{json .}}"
         info = json.loads(self.runner.run(self.cmd("info", "--format", fmt), env=self.env).stdout)
         if info.get("ServerErrors") or not info.get("ServerVersion"):

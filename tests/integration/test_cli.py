@@ -121,3 +121,13 @@ def test_a_branch_name_is_a_valid_cache_scope(example_project: Path) -> None:
                "--cache-scope", "feature/JIRA-1 fix")
     assert proc.returncode == 0, proc.stderr
     assert "BAKERY_CACHE_SCOPE=feature-JIRA-1-fix " in proc.stderr
+
+
+def test_a_build_reads_each_engine_fact_once_and_shows_every_command(example_project: Path) -> None:
+    proc = run(example_project, sys.executable, "-m", "bakery", "build", "--image", "static", "-v")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    echoed = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("+ ")]
+    assert sum(line.startswith("+ docker info ") for line in echoed) == 1, echoed
+    assert sum(line == "+ docker buildx version" for line in echoed) == 1, echoed
+    assert any(" docker buildx bake -f bake/docker-bake.json " in line and line.endswith(" static-amd64")
+               for line in echoed), echoed
