@@ -47,9 +47,10 @@ class Docker:
     binary: str = "docker"
     builder: str | None = None   # buildx builder name; None: the current one
     env: Mapping[str, str] | None = None  # e.g. DOCKER_CONTEXT / DOCKER_HOST for another engine
-    # facts that cannot change during one invocation (buildx version, engine info), read once per adapter;
-    # ``dataclasses.replace`` (another engine) starts with none
-    _facts: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # facts that cannot change during one invocation, read once per adapter; ``dataclasses.replace`` (another
+    # engine) starts without them
+    _buildx: Version | None = field(default=None, init=False, repr=False, compare=False)
+    _engine: EngineInfo | None = field(default=None, init=False, repr=False, compare=False)
 
     def cmd(self, *args: str) -> list[str]:
         return [self.binary, *args]
@@ -59,20 +60,17 @@ class Docker:
 
     # ------------------------------------------------------------------ facts
     def buildx_version(self) -> Version:
-        if "buildx" not in self._facts:
+        if self._buildx is None:
             out = self.runner.run(self.cmd("buildx", "version"), env=self.env).stdout
-            v = parse_version(out.split(None, 1)[1] if " " in out else out)
-            if v is None:
+            self._buildx = parse_version(out.split(None, 1)[1] if " " in out else out)
+            if self._buildx is None:
                 raise BakeryError(f"cannot read the buildx version from {out.strip()!r}")
-            self._facts["buildx"] = v
-        version: Version = self._facts["buildx"]
-        return version
+        return self._buildx
 
     def engine(self) -> EngineInfo:
-        if "engine" not in self._facts:
-            self._facts["engine"] = self._read_engine()
-        info: EngineInfo = self._facts["engine"]
-        return info
+        if self._engine is None:
+            self._engine = self._read_engine()
+        return self._engine
 
     def _read_engine(self) -> EngineInfo:
         fmt = "{{json .}}"

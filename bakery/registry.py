@@ -210,7 +210,8 @@ class Registry:
             except (KeyError, requests.RequestException) as exc:
                 raise RegistryError(f"{self.host}: token request failed ({type(exc).__name__})") from None
             if tok.status_code != 200:
-                raise RegistryError(f"{self.host}: token service answered {tok.status_code} for scope {query.get('scope')}")
+                raise RegistryError(f"{self.host}: token service answered {tok.status_code} "
+                                    f"for scope {query.get('scope')}", status=tok.status_code)
             body = tok.json()
             token = body.get("token") or body.get("access_token")
             if not token:
