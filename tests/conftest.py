@@ -75,6 +75,16 @@ def docker(*args: str, check: bool = True, timeout: float = 300) -> subprocess.C
     return proc
 
 
+def pull_every_platform(ref: str, platforms: Sequence[str]) -> None:
+    """``docker pull --platform P ref`` for each platform (fails on the first that cannot be pulled), then remove
+    the local image again."""
+    try:
+        for platform in platforms:
+            docker("pull", "--platform", platform, ref)
+    finally:
+        docker("image", "rm", ref, check=False)
+
+
 def registry_manifest(ref_repo: str, ref: str) -> tuple[dict, str]:
     """(manifest json, digest) straight from the registry API, with every manifest media type accepted."""
     accept = ", ".join(["application/vnd.oci.image.index.v1+json",

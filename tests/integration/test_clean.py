@@ -214,12 +214,17 @@ def test_a_dangling_tag_left_by_a_half_way_delete_is_removed(bakery_cli: Callabl
 # --- races: the registry changes between plan and execute ---------------------------------------------------
 
 
+def plan_removing_every_pr_tag(registry: Registry, host: str, repo: str) -> clean.RepoPlan:
+    """The plan of a policy that removes every ``pr-*`` tag (made now, executed later by the test)."""
+    target = clean.Target("app", f"{host}/{repo}", repo)
+    return clean.plan_target(registry, target, Policy((Rule("pr-.*", keep_last=0),)), datetime.now(UTC))
+
+
 def test_a_tag_re_pushed_between_plan_and_execute_is_skipped_and_its_new_image_kept(
         seed: Seeder, registry: Registry, host: str, repo: str) -> None:
     old = seed.multiarch("pr-1", nonce="old")
     other = seed.multiarch("pr-2", nonce="other")
-    target = clean.Target("app", f"{host}/{repo}", repo)
-    repo_plan = clean.plan_target(registry, target, Policy((Rule("pr-.*", keep_last=0),)), datetime.now(UTC))
+    repo_plan = plan_removing_every_pr_tag(registry, host, repo)
     assert {a.tag for a in repo_plan.plan.remove_tags} == {"pr-1", "pr-2"}
     # meanwhile CI pushes pr-1 again; its amd64 image is unchanged (same digest as in the old index)
     new = seed.multiarch("pr-1", nonce="new", shared={"amd64": old.images[0]})
@@ -237,8 +242,7 @@ def test_a_re_pushed_tag_reusing_an_image_another_removal_deletes_keeps_that_ima
         seed: Seeder, registry: Registry, host: str, repo: str) -> None:
     first = seed.multiarch("pr-1", nonce="one")
     second = seed.multiarch("pr-2", nonce="two")
-    target = clean.Target("app", f"{host}/{repo}", repo)
-    repo_plan = clean.plan_target(registry, target, Policy((Rule("pr-.*", keep_last=0),)), datetime.now(UTC))
+    repo_plan = plan_removing_every_pr_tag(registry, host, repo)
     # pr-1 is rebuilt; its arm64 image comes out byte-identical to pr-2's, which the plan deletes
     rebuilt = seed.multiarch("pr-1", nonce="rebuilt", shared={"arm64": second.images[1]})
     outcome = clean.execute(registry, repo_plan, workers=4)
@@ -251,8 +255,7 @@ def test_a_re_pushed_tag_reusing_an_image_another_removal_deletes_keeps_that_ima
 def test_a_tag_created_meanwhile_on_a_digest_the_plan_deletes_keeps_it(
         seed: Seeder, registry: Registry, host: str, repo: str) -> None:
     image = seed.multiarch("pr-1", nonce="x")
-    target = clean.Target("app", f"{host}/{repo}", repo)
-    repo_plan = clean.plan_target(registry, target, Policy((Rule("pr-.*", keep_last=0),)), datetime.now(UTC))
+    repo_plan = plan_removing_every_pr_tag(registry, host, repo)
     seed.tag("v1.0.0", image.index)                                       # promoted while the plan was made
     outcome = clean.execute(registry, repo_plan, workers=4)
     assert outcome.complete

@@ -9,7 +9,7 @@ import json
 import pytest
 import requests
 
-from tests.conftest import docker, index_platforms, registry_manifest
+from tests.conftest import index_platforms, pull_every_platform, registry_manifest
 from tests.fixtures.release.projects import armfail_project, bakery, commit, new_prefix
 
 pytestmark = pytest.mark.stack
@@ -98,10 +98,7 @@ def test_push_copies_entries_from_another_repository(per_arch) -> None:
               "--push"))
     index, _ = registry_manifest(target, "1")
     assert index_platforms(index) == PLATFORMS
-    try:
-        docker("pull", "--platform", "linux/arm/v7", f"{target}:1")
-    finally:
-        docker("image", "rm", f"{target}:1", check=False)
+    pull_every_platform(f"{target}:1", ["linux/arm/v7"])
 
 
 def test_inspect_prints_a_table_of_entries_with_attestation_of(per_arch) -> None:
@@ -144,11 +141,7 @@ def test_rm_removes_only_the_tag_and_the_index_stays_pullable(per_arch) -> None:
         assert out.startswith(f"untagged {name}:{tag} (was sha256:")
     assert not {"m1-amd64", "m1-arm"} & tags_of(name)
     assert registry_manifest(name, "keep")[1] == kept
-    try:
-        for platform in PLATFORMS:
-            docker("pull", "--platform", platform, f"{name}:keep")
-    finally:
-        docker("image", "rm", f"{name}:keep", check=False)
+    pull_every_platform(f"{name}:keep", PLATFORMS)
 
 
 def test_rm_of_a_missing_tag_is_a_clear_error(per_arch) -> None:

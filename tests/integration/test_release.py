@@ -8,12 +8,11 @@ platform case uses the tiny probe fixture (tests/fixtures/release/armfail)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import docker, index_platforms, registry_manifest
+from tests.conftest import index_platforms, pull_every_platform, registry_manifest
 from tests.fixtures.release.projects import armfail_project, bakery, commit, example_project, new_prefix, set_fail_on
 
 pytestmark = pytest.mark.stack
@@ -195,17 +194,9 @@ def test_removing_the_per_group_refs_the_documented_way_keeps_every_index_pullab
                 proc = bakery(root, "manifest.rm", f"{prefix}/{image}:{version}-{group}")
                 assert proc.returncode == 0, proc.stderr
         assert not {t for t in tags_of(prefix, image) if t.endswith(("-amd64", "-arm"))}
-    pulled = []
-    try:
-        for image, platforms in EXPECTED.items():
-            for tag in ("latest", "2.0.0-rc.1"):
-                ref = f"{prefix}/{image}:{tag}"
-                for platform in platforms:
-                    docker("pull", "--platform", platform, ref)
-                pulled.append(ref)
-    finally:
-        for ref in pulled:
-            docker("image", "rm", ref, check=False)
+    for image, platforms in EXPECTED.items():
+        for tag in ("latest", "2.0.0-rc.1"):
+            pull_every_platform(f"{prefix}/{image}:{tag}", platforms)
 
 
 # --------------------------------------------------------------------------- a failing platform
@@ -310,11 +301,7 @@ def test_untag_intermediate_removes_the_per_group_refs_after_publishing(regroupe
     prefix, _, digest, again = regrouped
     assert not {"1.0.1-amd64", "1.0.1-arm"} & tags_of(prefix, "probe")
     assert f"untagged {prefix}/probe:1.0.1-arm (manifest " in again.stdout
-    try:
-        for platform in UNAME:
-            docker("pull", "--platform", platform, f"{prefix}/probe:1.0.1")
-    finally:
-        docker("image", "rm", f"{prefix}/probe:1.0.1", check=False)
+    pull_every_platform(f"{prefix}/probe:1.0.1", list(UNAME))
 
 
 def test_dry_run_prints_the_plan_and_publishes_nothing(armfail) -> None:

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from bakery.errors import ConfigError
 from bakery.retention import DELETE_DIGEST, RETAG_THEN_DELETE, Manifest, Plan, Policy, Rule, Snapshot, parse_policy, plan
 
+from tests.unit.oracle import reachable
+
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -306,23 +308,6 @@ POLICIES = st.builds(
 )
 
 
-def reach(snapshot: Snapshot, roots: Iterable[str]) -> set[str]:
-    referrers: dict[str, list[str]] = {}
-    for d, m in snapshot.manifests.items():
-        if m.subject:
-            referrers.setdefault(m.subject, []).append(d)
-    seen: set[str] = set()
-    stack = list(roots)
-    while stack:
-        d = stack.pop()
-        if d not in seen:
-            seen.add(d)
-            m = snapshot.manifests.get(d)
-            stack.extend(m.children if m else ())
-            stack.extend(referrers.get(d, ()))
-    return seen
-
-
 @settings(max_examples=300, deadline=None)
 @given(repos(), POLICIES)
 def test_property_built_in_tags_never_break_what_is_kept(snapshot: Snapshot, policy: Policy) -> None:
@@ -331,7 +316,7 @@ def test_property_built_in_tags_never_break_what_is_kept(snapshot: Snapshot, pol
     kept_tags = set(snapshot.tags) - gone_tags
     gone = {a.digest for a in p.delete_digests}
     # nothing a kept tag reaches is deleted; a tag is digest-deleted exactly when its digest goes
-    assert reach(snapshot, [snapshot.tags[t] for t in kept_tags]).isdisjoint(gone)
+    assert reachable(snapshot, [snapshot.tags[t] for t in kept_tags]).isdisjoint(gone)
     for a in p.remove_tags:
         assert (a.method == DELETE_DIGEST) == (a.digest in gone)
         assert a.method in (DELETE_DIGEST, RETAG_THEN_DELETE)

@@ -28,6 +28,8 @@ from bakery.retention import (
     plan,
 )
 
+from tests.unit.oracle import reachable
+
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -546,25 +548,6 @@ POLICIES = st.builds(
     untagged=st.sampled_from(["keep", "delete", 0, 1, 2]),
     protect_defaults=st.booleans(),
 )
-
-
-def reachable(snapshot: Snapshot, roots: Iterable[str]) -> set[str]:
-    """Independent reference walk: index -> children, subject -> referrers."""
-    referrers: dict[str, list[str]] = {}
-    for digest, m in snapshot.manifests.items():
-        if m.subject is not None:
-            referrers.setdefault(m.subject, []).append(digest)
-    seen: set[str] = set()
-    stack = list(roots)
-    while stack:
-        digest = stack.pop()
-        if digest in seen:
-            continue
-        seen.add(digest)
-        m = snapshot.manifests.get(digest)
-        stack.extend(m.children if m is not None else ())
-        stack.extend(referrers.get(digest, ()))
-    return seen
 
 
 @settings(max_examples=200, deadline=None)
