@@ -5,7 +5,7 @@ A consumer's whole ``tasks.py`` can be ``from bakery import ns``.
 
 from __future__ import annotations
 
-from .tasks import ns
+from bakery.tasks import ns
 
 __version__ = "0.1.0"
 __all__ = ["ns", "__version__"]

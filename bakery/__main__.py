@@ -1,5 +1,5 @@
 """``python -m bakery`` is the ``bakery`` console script."""
 
-from .main import program
+from bakery.program import program
 
 program.run()

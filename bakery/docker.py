@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import BakeryError, CommandError
-from .platforms import PlatformError, parse_platform
-from .process import Runner
+from bakery.errors import BakeryError, CommandError
+from bakery.oci.platforms import PlatformError, parse_platform
+from bakery.process import Runner
 
 Version = tuple[int, int, int]
 

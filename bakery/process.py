@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from .errors import BakeryError, CommandError
+from bakery.errors import BakeryError, CommandError
 
 
 @dataclass(frozen=True)

@@ -26,13 +26,13 @@ from typing import Any, TypeVar
 
 from invoke import Collection, Context, Exit, task
 
-from . import build as build_mod
-from .config import CONFIG_FILE, Config, load
-from .docker import Docker
-from .errors import BakeryError
-from .process import Runner
-from . import builders
-from .setup import assess, register_qemu
+from bakery.build import build as build_mod
+from bakery.config.model import CONFIG_FILE, Config, load
+from bakery.docker import Docker
+from bakery.errors import BakeryError
+from bakery.process import Runner
+from bakery.build import builders
+from bakery.doctor.checks import assess, register_qemu
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -214,9 +214,9 @@ def doctor(c: Context, json_: bool = False, config: str | None = None) -> None:
 
 def _collection() -> Collection:
     # feature task modules import this module's helpers, so they are imported here, not at the top
-    from .bench_tasks import bench
-    from .clean_tasks import clean
-    from .release_tasks import manifest, release
+    from bakery.bench.tasks import bench
+    from bakery.clean.tasks import clean
+    from bakery.release.tasks import manifest, release
     coll = Collection(generate, build, stitch, setup, doctor, release, clean, bench)
     if manifest.tasks:
         coll.add_collection(manifest)

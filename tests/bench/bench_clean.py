@@ -51,7 +51,7 @@ sys.path.insert(0, str(REPO_ROOT))   # run as a script: make `tests` importable
 
 from tests.integration.seed import ACCEPT, MultiArch, Seeder, private_registry  # noqa: E402
 
-from bakery.registry import Registry  # noqa: E402
+from bakery.oci.registry import Registry  # noqa: E402
 
 
 def seed_repo(registry: Registry, repo: str, tags: int, workers: int) -> dict[str, Any]:

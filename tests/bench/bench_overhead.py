@@ -7,7 +7,7 @@
    preflight (engine, buildx, builder, QEMU, registry), the bake itself and writing ``bake/results.json``.  The bake
    side gets the same arguments bakery passes (targets, ``--progress plain``, ``--metadata-file``).
 2. The time to turn a synthetic config of 100 images x 4 platform groups (contexts in a temporary directory) into a
-   bake document and render it as JSON and HCL (pure: ``bakery.config.validate``, ``bakery.bakefile.document``,
+   bake document and render it as JSON and HCL (pure: ``bakery.config.model.validate``, ``bakery.build.bakefile.document``,
    ``to_json``, ``to_hcl``).
 
     python tests/bench/bench_overhead.py [--pairs 7] [--reps 20] [--skip-build]
@@ -32,14 +32,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bakery import bakefile  # noqa: E402
-from bakery.bench import untag  # noqa: E402
-from bakery.build import bake_variables  # noqa: E402
-from bakery.config import load, validate  # noqa: E402
+from bakery.build import bakefile  # noqa: E402
+from bakery.bench.run import untag  # noqa: E402
+from bakery.build.build import bake_variables  # noqa: E402
+from bakery.config.model import load, validate  # noqa: E402
 from bakery.docker import Docker  # noqa: E402
 from bakery.process import Runner  # noqa: E402
-from bakery.reference import parse_reference  # noqa: E402
-from bakery.registry import Registry  # noqa: E402
+from bakery.oci.reference import parse_reference  # noqa: E402
+from bakery.oci.registry import Registry  # noqa: E402
 
 
 def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:

@@ -2,7 +2,7 @@
 (tiny blobs, shared layers), and run a private Debian ``docker-registry`` (optionally with htpasswd auth) on a
 free 127.0.0.1 port.
 
-Seeding uses :class:`bakery.registry.Registry` (its auth and retries) plus plain blob uploads through
+Seeding uses :class:`bakery.oci.registry.Registry` (its auth and retries) plus plain blob uploads through
 ``Registry.request``; nothing here decides anything for bakery.
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 
 import requests
 
-from bakery.registry import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Registry, digest_of
+from bakery.oci.registry import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Registry, digest_of
 
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 CONFIG = "application/vnd.oci.image.config.v1+json"

@@ -20,10 +20,10 @@ import pytest
 from tests.integration.faultproxy import Fault, FaultProxy
 from tests.integration.seed import MultiArch, Seeder, digest_at, exists, private_registry, tags_of
 
-from bakery import clean  # noqa: E402
+from bakery.clean import execute as clean  # noqa: E402
 from bakery.errors import BakeryError, RegistryError  # noqa: E402
-from bakery.registry import Registry  # noqa: E402
-from bakery.retention import DELETE_DIGEST, RETAG_THEN_DELETE, Policy, Rule  # noqa: E402
+from bakery.oci.registry import Registry  # noqa: E402
+from bakery.clean.retention import DELETE_DIGEST, RETAG_THEN_DELETE, Policy, Rule  # noqa: E402
 
 from tests.conftest import docker, registry_manifest  # noqa: E402
 

@@ -273,10 +273,10 @@ def test_group_rebuilds_one_group_and_reuses_the_others_ref(regrouped) -> None:
 
 # --------------------------------------------------------------------------- publish is all or nothing
 def test_a_tag_that_fails_to_move_puts_every_moved_tag_back(stack: str) -> None:
-    from bakery.manifest import copy_manifest, index_bytes
-    from bakery.registry import Registry
-    from bakery.release import IndexPlan, publish
-    from bakery.registry import digest_of as sha256
+    from bakery.manifest.drafts import copy_manifest, index_bytes
+    from bakery.oci.registry import Registry
+    from bakery.release.release import IndexPlan, publish
+    from bakery.oci.registry import digest_of as sha256
     from bakery.errors import BakeryError
     from tests.integration.faultproxy import Fault, FaultProxy
 

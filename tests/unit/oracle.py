@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bakery.retention import Snapshot
+from bakery.clean.retention import Snapshot
 
 
 def reachable(snapshot: Snapshot, roots: Iterable[str]) -> set[str]:

@@ -1,0 +1,158 @@
+"""Running bake on several builders at once: one ``docker buildx bake`` per builder (or per target on a builder
+with ``max_parallel``), bounded, with the first failure cancelling the rest and naming its builder.
+
+bake itself runs every target it is given at once and has no concurrency limit (docker/buildx#359): a builder's
+``max_parallel: N`` makes bakery run that builder's targets as single-target bakes, N at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bakery.build.bakefile import TargetInfo
+from bakery.build.builders import describe, docker_for
+from bakery.config.model import Builder
+from bakery.docker import Docker
+from bakery.errors import BakeryError
+
+
+@dataclass(frozen=True)
+class Job:
+    builder: Builder
+    targets: tuple[TargetInfo, ...]
+    metadata: Path            # absolute path of this job's --metadata-file
+
+
+@dataclass(frozen=True)
+class BakeOptions:
+    files: tuple[Path, ...]   # relative to cwd
+    variables: Mapping[str, str]
+    cwd: Path
+    push: bool = False
+    load: bool = False
+    no_cache: bool = False
+    progress: str = "plain"
+
+
+def jobs_for(plan: Mapping[str, Sequence[TargetInfo]], builders: Mapping[str, Builder], out_dir: Path,
+             token: str) -> list[Job]:
+    """Jobs in plan order: one per builder, or one per target on a builder with ``max_parallel``."""
+    jobs = []
+    for name, targets in plan.items():
+        b = builders[name]
+        groups = [list(targets)] if b.max_parallel is None else [[t] for t in targets]
+        for i, chunk in enumerate(groups):
+            jobs.append(Job(b, tuple(chunk), out_dir / f".metadata-{token}-{name}-{i}.json"))
+    return jobs
+
+
+@dataclass
+class _Run:
+    failures: list[str] = field(default_factory=list)
+    procs: dict[int, subprocess.Popen[str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    cancelled: bool = False
+
+
+def run_jobs(base: Docker, jobs: Sequence[Job], options: BakeOptions, explain: Any,
+             fanout: int | None = None) -> dict[str, Any]:
+    """Run every job; return the merged metadata (target -> exporter response) or raise naming the builder.
+
+    ``explain(tail_lines, targets)`` turns a failed bake's output into a message.
+    """
+    state = _Run()
+    single = len(jobs) == 1
+    builders_in_order = list(dict.fromkeys(j.builder.name for j in jobs))
+
+    def run(job: Job) -> None:
+        if state.cancelled:
+            return
+        docker = docker_for(base, job.builder)
+        argv = docker.bake_argv(options.files, [t.name for t in job.targets], push=options.push, load=options.load,
+                                no_cache=options.no_cache, metadata_file=job.metadata.relative_to(options.cwd),
+                                progress=options.progress)
+        label = job.builder.name if len(job.targets) > 1 or len(builders_in_order) > 1 else ""
+        if job.builder.max_parallel is not None:
+            label = f"{job.builder.name} {job.targets[0].name}"
+        for attempt in (1, 2):
+            code, tail = docker.runner.stream(
+                argv, env={**(docker.env or {}), **options.variables}, cwd=options.cwd,
+                capture=options.progress not in ("tty", "auto") or not single,
+                prefix="" if single else f"[{label}] ", on_start=lambda p: _started(state, p))
+            if code == 0 or state.cancelled or attempt == 2 or not transient(tail):
+                break
+            # registry 2.8 answers 5xx now and then while a tag is being written (a HEAD reads a half-written
+            # link); the build itself is cached by now, so running the bake once more only redoes the push
+            print(f"bakery: {describe(job.builder)}: the registry answered {transient(tail)}; running the bake "
+                  "once more", file=docker.runner.out, flush=True)
+        if code != 0 and not state.cancelled:
+            named = len(builders_in_order) > 1 or not job.builder.implicit
+            message = f"{describe(job.builder)}: " * named + explain(tail, list(job.targets))
+            with state.lock:
+                state.failures.append(message)
+                state.cancelled = True
+                others = list(state.procs.values())
+            for proc in others:      # stop the other builders' bakes: nothing will be published anyway
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGINT)
+
+    def run_builder(name: str) -> None:
+        mine = [j for j in jobs if j.builder.name == name]
+        width = mine[0].builder.max_parallel or 1
+        if width == 1 or len(mine) == 1:
+            for job in mine:
+                run(job)
+            return
+        with ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"bake-{name}") as pool:
+            list(pool.map(run, mine))
+
+    try:
+        if len(builders_in_order) == 1:
+            run_builder(builders_in_order[0])
+        else:
+            with ThreadPoolExecutor(max_workers=fanout or len(builders_in_order), thread_name_prefix="fanout") as pool:
+                list(pool.map(run_builder, builders_in_order))
+        if state.failures:
+            raise BakeryError(state.failures[0])
+        merged: dict[str, Any] = {}
+        if base.runner.dry_run:
+            return merged
+        for job in jobs:
+            try:
+                merged.update(json.loads(job.metadata.read_text()))
+            except (OSError, ValueError):
+                raise BakeryError(f"{describe(job.builder)}: bake wrote no metadata for "
+                                  f"{', '.join(t.name for t in job.targets)}") from None
+        return merged
+    finally:
+        for job in jobs:
+            job.metadata.unlink(missing_ok=True)
+
+
+_TRANSIENT = re.compile(r"\b(50[0234] (?:Internal Server Error|Bad Gateway|Service Unavailable|Gateway Timeout))")
+
+
+def transient(tail: Sequence[str]) -> str:
+    """The registry 5xx a failed bake reports in its final error, or "" when the failure is anything else."""
+    for line in reversed(tail):
+        if line.startswith("ERROR:") or " ERROR: " in line:
+            m = _TRANSIENT.search(line)
+            if m:
+                return m.group(1)
+    return ""
+
+
+def _started(state: _Run, proc: subprocess.Popen[str]) -> None:
+    with state.lock:
+        state.procs[proc.pid] = proc
+        if state.cancelled and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)

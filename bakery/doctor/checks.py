@@ -1,0 +1,203 @@
+"""QEMU setup and the doctor's checks.
+
+Facts are gathered by the adapters (:func:`bakery.build.builders.gather`: docker CLI, /proc/sys/fs/binfmt_misc);
+:func:`assess` turns facts into checks (pure), each with the fix for what is wrong. Every builder and every
+platform group gets its own check, evaluated against the builder that group is mapped to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bakery.config.model import Builder, Config
+from bakery.docker import BuilderInfo, EngineInfo
+from bakery.errors import BakeryError
+from bakery.oci.platforms import QEMU_NAMES, parse_platform
+from bakery.process import Runner
+
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
+BINFMT_CONF = Path("/usr/lib/binfmt.d")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class BuilderFacts:
+    """What was found about one builder (and, for the docker driver, the engine behind it)."""
+    builder: Builder
+    engine: EngineInfo | None = None    # docker driver: the engine of its context
+    error: str = ""                     # why it is not usable
+    info: BuilderInfo | None = None     # `docker buildx inspect`
+    native: str = "linux/amd64"
+    local: bool = True                  # runs on this machine, so its binfmt handlers apply
+
+
+@dataclass(frozen=True)
+class Facts:
+    buildx: str
+    emulators: frozenset[str]           # qemu-* binfmt entries that are enabled on this machine
+    registry: str
+    registry_error: str | None          # None: reachable
+    builders: Mapping[str, BuilderFacts] = field(default_factory=dict)
+    engine: EngineInfo | None = None    # the engine of the current docker context
+    engine_error: str = ""
+
+
+def qemu_handler(platform: str) -> str:
+    arch = parse_platform(platform).arch
+    return f"qemu-{QEMU_NAMES.get(arch, arch)}"
+
+
+def can_build(platform: str, bf: BuilderFacts, emulators: frozenset[str]) -> tuple[bool, str]:
+    """Whether a builder can build ``platform``: natively, via its platform list, or via this machine's QEMU."""
+    p = parse_platform(platform)
+    native = parse_platform(bf.native)
+    if (p.os, p.arch) == (native.os, native.arch):
+        return True, "native"
+    listed = set()
+    for s in (bf.info.platforms if bf.info else ()) + bf.builder.platforms:
+        try:
+            listed.add(parse_platform(s))
+        except ValueError:
+            continue
+    if p in listed:
+        return True, "builder"
+    if bf.local and p.os == native.os and qemu_handler(platform) in emulators:
+        return True, f"emulated ({qemu_handler(platform)})"
+    return False, ""
+
+
+def _builder_check(bf: BuilderFacts) -> Check:
+    b = bf.builder
+    name = f"builder {b.name}"
+    if bf.error or bf.info is None:
+        fix = ("start its engine, or fix builders." + b.name + ".context" if b.driver == "docker"
+               else "run `invoke setup` (creates and bootstraps it)")
+        return Check(name, False, bf.error or "not found", fix)
+    bk = bf.info.buildkit or "?"
+    if bk.startswith("v0.0.0") and b.driver == "docker" and bf.engine:
+        bk = f"embedded in Docker {bf.engine.server_version} (distro build, reports {bk})"
+    where = f", context {b.context}" if b.context else ""
+    detail = f"driver {bf.info.driver or b.driver}{where}, {bf.info.status or 'unknown'}, BuildKit {bk}"
+    if b.driver == "docker" and bf.engine and bf.engine.image_store != "containerd":
+        return Check(name, False, f"{detail}, image store {bf.engine.image_store}",
+                     "enable the containerd image store on that engine (multi-platform images, registry cache)")
+    ok = bf.info.status in ("running", "")
+    return Check(name, ok, detail, "" if ok else "run `invoke setup` (bootstraps it)")
+
+
+def assess(config: Config, facts: Facts, groups: Sequence[str] = ()) -> list[Check]:
+    """Checks for the engine, buildx, emulation, the registry, every builder and every platform group."""
+    checks: list[Check] = []
+    if facts.engine is None:
+        checks.append(Check("engine", False, facts.engine_error or "not reachable",
+                            "start the stack: `make stack` (or start dockerd)"))
+    else:
+        e = facts.engine
+        checks.append(Check("engine", True, f"Docker {e.server_version} ({e.os_arch})"))
+        checks.append(Check("image store", e.image_store == "containerd", e.image_store,
+                            "" if e.image_store == "containerd" else
+                            'set {"features":{"containerd-snapshotter":true}} in /etc/docker/daemon.json and '
+                            "restart dockerd (needed for multi-platform images and registry cache with the docker driver)"))
+    checks.append(Check("buildx", bool(facts.buildx), facts.buildx or "missing",
+                        "" if facts.buildx else "install the docker-buildx package"))
+    selected = list(groups) or list(config.platform_groups)
+    needed = sorted({qemu_handler(p) for g in selected for p in config.platform_groups[g].platforms
+                     if _needs_qemu(p, facts.builders.get(config.builder_of(g).name), facts.emulators)})
+    missing_handlers = [h for h in needed if h not in facts.emulators]
+    have = sorted(facts.emulators)
+    checks.append(Check("emulation", not missing_handlers,
+                        f"{len(have)} QEMU handlers ({', '.join(h[5:] for h in have) or 'none'})",
+                        f"run `invoke setup` (registers {', '.join(missing_handlers)})" if missing_handlers else ""))
+    checks.append(Check("registry", facts.registry_error is None,
+                        facts.registry if facts.registry_error is None else facts.registry_error,
+                        "" if facts.registry_error is None else
+                        "start it (`make stack` runs one on 127.0.0.1:5000) or fix `registry` in bakery.yaml"))
+    checks.extend(_builder_check(b) for b in facts.builders.values())
+    for gname in selected:
+        group = config.platform_groups[gname]
+        found = facts.builders.get(config.builder_of(gname).name)
+        if found is None:
+            continue
+        bf = found
+        missing: list[str] = []
+        how: list[str] = []
+        for plat in group.platforms:
+            ok, via = can_build(plat, bf, facts.emulators)
+            (how if ok else missing).append(f"{plat} {via}" if ok else plat)
+        fix = ""
+        native_os = parse_platform(bf.native).os
+        emulable = [p for p in missing if parse_platform(p).os == native_os and bf.local]
+        if emulable:
+            handlers = " ".join(sorted({qemu_handler(p) for p in emulable}))
+            fix = (f"run `invoke setup` to register QEMU handlers ({handlers}; needs the qemu-user-static package "
+                   "and root), or move the group to a builder that has these platforms natively")
+        elif missing:
+            fix = (f"add a builder node that runs {', '.join(missing)} natively"
+                   + (" (QEMU cannot emulate another OS)" if any(parse_platform(p).os != native_os for p in missing)
+                      else ""))
+        on = "" if bf.builder.name == config.default_builder and len(facts.builders) == 1 else \
+            f" on {bf.builder.name}"
+        checks.append(Check(f"group {gname}", not missing,
+                            (", ".join(how) if not missing else f"cannot build {', '.join(missing)}") + on, fix))
+    return checks
+
+
+def _needs_qemu(platform: str, bf: BuilderFacts | None, emulators: frozenset[str]) -> bool:
+    if bf is None or not bf.local:
+        return False
+    p, native = parse_platform(platform), parse_platform(bf.native)
+    if p.os != native.os or p.arch == native.arch:
+        return False
+    ok, via = can_build(platform, bf, emulators)
+    return not ok or via.startswith("emulated")
+
+
+def enabled_emulators(binfmt: Path = BINFMT) -> frozenset[str]:
+    if not binfmt.is_dir():
+        return frozenset()
+    out = set()
+    for entry in binfmt.glob("qemu-*"):
+        try:
+            if entry.read_text().startswith("enabled"):
+                out.add(entry.name)
+        except OSError:
+            continue
+    return frozenset(out)
+
+
+def register_qemu(platforms: Sequence[str], runner: Runner, native: str, binfmt: Path = BINFMT,
+                  conf_dir: Path = BINFMT_CONF) -> list[str]:
+    """Register the binfmt_misc handlers these platforms need from qemu-user-static's own conf files."""
+    wanted = sorted({qemu_handler(p) for p in platforms
+                     if (parse_platform(p).os, parse_platform(p).arch) !=
+                     (parse_platform(native).os, parse_platform(native).arch)})
+    have = enabled_emulators(binfmt)
+    done = []
+    for handler in wanted:
+        if handler in have:
+            continue
+        conf = conf_dir / f"{handler}.conf"
+        if not conf.is_file():
+            raise BakeryError(f"{conf} not found: install qemu-user-static (apt-get install qemu-user-static) "
+                              f"to build {', '.join(p for p in platforms if qemu_handler(p) == handler)}")
+        if not (binfmt / "register").exists():
+            runner.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(binfmt)], action=True)
+        line = next(ln for ln in conf.read_text().splitlines() if ln and not ln.startswith("#"))
+        if runner.dry_run or runner.verbose:
+            print(f"+ register {handler} in {binfmt}/register (from {conf})")
+        if not runner.dry_run:
+            try:
+                (binfmt / "register").write_text(line)
+            except OSError as exc:
+                raise BakeryError(f"cannot register {handler}: {exc.strerror} (needs root)") from None
+        done.append(handler)
+    return done

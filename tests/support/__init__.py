@@ -1,0 +1,1 @@
+"""What every test module shares: paths, a project factory, an in-memory registry."""
