@@ -1,11 +1,20 @@
 """bakery: multi-architecture image builds with ``docker buildx bake``, driven from Invoke.
 
-A consumer's whole ``tasks.py`` can be ``from bakery import ns``.
+A consumer's whole ``tasks.py`` can be ``from bakery import ns``. The collection is built on first access
+(module ``__getattr__``), so importing a core module (``bakery.clean.retention``, ``bakery.config``) never loads
+Invoke or the task modules.
 """
 
 from __future__ import annotations
 
-from bakery.tasks import ns
+from typing import Any
 
 __version__ = "0.1.0"
 __all__ = ["ns", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ns":
+        from bakery.tasks import ns
+        return ns
+    raise AttributeError(f"module 'bakery' has no attribute {name!r}")

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dataclasses
+
+from bakery.config.model import Builder
 from bakery.errors import BakeryError, CommandError
 from bakery.oci.platforms import PlatformError, parse_platform
 from bakery.process import Runner
@@ -156,3 +159,20 @@ def parse_inspect(text: str) -> BuilderInfo:
     plats = tuple(p.strip().rstrip("*") for p in fields.get("Platforms", "").split(",") if p.strip())
     return BuilderInfo(fields.get("Name", ""), fields.get("Driver", ""), fields.get("Status", ""), plats,
                        fields.get("BuildKit version", fields.get("Buildkit", "")))
+
+
+# --------------------------------------------------------------------------- one adapter per builder
+def docker_for(base: Docker, builder: Builder) -> Docker:
+    """The docker adapter that talks to ``builder``."""
+    env = {**(base.env or {}), "DOCKER_CONTEXT": builder.context} if builder.context else base.env
+    name = None if builder.driver == "docker" else builder.name
+    if env == base.env and name == base.builder:
+        return base      # the same engine and builder: keep the facts already read
+    return dataclasses.replace(base, builder=name, env=env)
+
+
+def describe(builder: Builder) -> str:
+    """How a builder is named in messages: `builder NAME (driver, where)`."""
+    where = f"context {builder.context}" if builder.context else \
+        (builder.endpoint or ("current docker context" if builder.driver == "docker" else ""))
+    return f"builder {builder.name} ({builder.driver}{', ' + where if where else ''})"

@@ -47,14 +47,16 @@ from typing import Any
 
 from bakery.build import bakefile
 
-from bakery.build import builders
 
 from bakery.manifest import drafts as manifest
 from bakery.atomic import write_file
-from bakery.build.bakefile import VAR_REGISTRY, VAR_SCOPE, VAR_TAG, TargetInfo
-from bakery.build.build import bake_variables, overlay_files, registry_for
+from bakery.build.bakefile import TargetInfo
+from bakery.config.variables import VAR_REGISTRY, VAR_SCOPE, VAR_TAG
+from bakery.build.build import overlay_files
+from bakery.config.variables import bake_variables
+from bakery.oci.registry import registry_for
 from bakery.config.model import Config
-from bakery.docker import Docker
+from bakery.docker import Docker, docker_for
 from bakery.errors import BakeryError, RegistryError
 from bakery.oci.platforms import QEMU_NAMES, PlatformError, parse_platform
 from bakery.process import Runner
@@ -385,7 +387,7 @@ class _Bench:
     # ----------------------------------------------------------------- small adapters
     def docker_of(self, builder: str) -> Docker:
         """The docker adapter addressing one configured builder (its docker context, or ``--builder``)."""
-        return builders.docker_for(self.docker, self.config.builders[builder])
+        return docker_for(self.docker, self.config.builders[builder])
 
     def _docker(self, builder: str, *args: str, check: bool = True, action: bool = True) -> Any:
         docker = self.docker_of(builder)
@@ -559,12 +561,12 @@ def environment(config: Config, docker: Docker, registry: str, platforms: Iterab
     described: dict[str, dict[str, Any]] = {}
     for name in used:
         builder = config.builders[name]
-        target = builders.docker_for(docker, builder)
+        target = docker_for(docker, builder)
         info_b = target.builder_info(None if builder.driver == "docker" else builder.name)
         described[name] = {"driver": builder.driver, "buildkit": info_b.buildkit if info_b else "",
                            "context": builder.context, "platforms": list(info_b.platforms) if info_b else []}
     native = _native(engine.os_arch)
-    client, _ = registry_for(config, registry)
+    client, _ = registry_for(registry)
     return {
         "bakery": __version__,
         "engine": engine.server_version,

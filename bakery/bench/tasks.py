@@ -17,7 +17,8 @@ from bakery.atomic import write_files
 from bakery.bench.run import SCENARIOS, BenchError, BenchRequest, Observer, PlannedRun, load_report, run_bench
 from bakery.errors import BakeryError
 from bakery.bench.rawjson import Status
-from bakery.tasks import _errors_to_exit, config_from, docker_from, preflight
+from bakery.cli import config_from, docker_from, errors_to_exit
+from bakery.doctor.checks import preflight
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -151,7 +152,7 @@ def summary_table(report: Mapping[str, Any]) -> str:
             "out": "report directory (default <bake_dir>/bench, e.g. bake/bench)",
             "seed": "seed of the interleaved scenario order (default random, recorded in the report)",
             "verbose": "echo every command", "config": "path of bakery.yaml"})
-@_errors_to_exit
+@errors_to_exit
 def bench(c: Context, image: list[str] | None = None, group: list[str] | None = None,
           scenario: list[str] | None = None, runs: int = 3, baseline: str | None = None,
           fail_on_regression: bool = False, out: str | None = None, seed: int | None = None,

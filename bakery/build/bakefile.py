@@ -24,9 +24,7 @@ from typing import Any
 from bakery.config.model import PASSTHROUGH_ATTRS, Config, Image, target_name
 from bakery.errors import BakeryError
 
-VAR_REGISTRY = "BAKERY_REGISTRY"
-VAR_TAG = "BAKERY_TAG"
-VAR_SCOPE = "BAKERY_CACHE_SCOPE"
+from bakery.config.variables import VAR_REGISTRY, VAR_SCOPE, VAR_TAG
 Version = tuple[int, int, int]
 
 

@@ -16,16 +16,17 @@ from typing import Any
 
 from bakery.build import bakefile
 
-from bakery.build import builders
 
 from bakery.build import fanout
 from bakery.atomic import write_file, write_files
-from bakery.build.bakefile import VAR_REGISTRY, VAR_SCOPE, VAR_TAG, TargetInfo
+from bakery.build.bakefile import TargetInfo
+from bakery.config.variables import VAR_REGISTRY, VAR_SCOPE, VAR_TAG
 from bakery.config.model import Config, target_name
 from bakery.docker import Docker, Version
 from bakery.errors import BakeryError
 from bakery.oci.reference import InvalidReference, check_name_prefix, check_tag, split_domain
-from bakery.oci.registry import Registry
+from bakery.config.variables import bake_variables
+from bakery.oci.registry import registry_for
 from bakery.oci.index import Stitched, stitch
 
 JSON_FILE = "docker-bake.json"
@@ -88,24 +89,6 @@ def compare_with_print(doc: Mapping[str, Any], printed: Mapping[str, Any], varia
             if want is not None and key not in ("context", "dockerfile") and got[key] != want:
                 problems.append(f"target {name}: {key} is {got[key]!r} in bake, generated {want!r}")
     return problems
-
-
-def bake_variables(config: Config, tag: str | None = None, scope: str | None = None,
-                   env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Variables passed to bake: flags > BAKERY_* environment (as bake itself reads them) > config."""
-    env = os.environ if env is None else env
-    raw_scope = scope or env.get(VAR_SCOPE) or config.cache.scope
-    values = {VAR_REGISTRY: env.get(VAR_REGISTRY) or config.registry,
-              VAR_TAG: tag or env.get(VAR_TAG) or config.tag,
-              # a branch name is a fine scope: sanitised like metadata-action does (feature/x -> feature-x)
-              VAR_SCOPE: re.sub(r"[^A-Za-z0-9_.-]", "-", raw_scope)}
-    try:
-        check_name_prefix(values[VAR_REGISTRY])
-        for key in (VAR_TAG, VAR_SCOPE):
-            check_tag(values[key])
-    except InvalidReference as exc:
-        raise BakeryError(f"{key if 'key' in locals() else VAR_REGISTRY}: {exc}") from None
-    return values
 
 
 def generate(config: Config, docker: Docker | None, *, formats: Sequence[str] | None = None,
@@ -208,15 +191,6 @@ def explain_failure(lines: Sequence[str], targets: Sequence[TargetInfo]) -> str:
     return f"build failed: {where}: {why}"
 
 
-def registry_for(config: Config, registry: str) -> tuple[Registry, str]:
-    """The registry client and the repository prefix for a ``registry`` setting."""
-    domain, path = split_domain(registry)
-    client = Registry.for_host(domain or "registry-1.docker.io")
-    if not domain and "/" not in path:
-        path = f"library/{path}" if path else path
-    return client, path
-
-
 def build(config: Config, docker: Docker, request: BuildRequest) -> BuildResult:
     """Generate, run bake (one per builder, concurrently, when groups map to several builders), record digests
     and, with push, stitch one index per image. Nothing is stitched when any target fails."""
@@ -233,7 +207,7 @@ def build(config: Config, docker: Docker, request: BuildRequest) -> BuildResult:
         write_file(run_overlay, bakefile.to_json(request.overlay))
     if request.overlay:
         bake_files.append(run_overlay.relative_to(config.root))
-    jobs = fanout.jobs_for(builders.plan(config, infos), config.builders, out_dir, token)
+    jobs = fanout.jobs_for(fanout.by_builder(config, infos), config.builders, out_dir, token)
     options = fanout.BakeOptions(tuple(bake_files), variables, config.root, push=request.push, load=request.load,
                                  no_cache=request.no_cache, progress=request.progress)
     result = BuildResult(tag)
@@ -279,7 +253,7 @@ def _plan_stitch(config: Config, infos: Sequence[TargetInfo], tag: str, request:
 def _stitch_all(config: Config, infos: Sequence[TargetInfo], result: BuildResult,
                 variables: Mapping[str, str]) -> None:
     """One index per image under the public tag, from all of the image's groups (built now or earlier)."""
-    registry, prefix = registry_for(config, variables[VAR_REGISTRY])
+    registry, prefix = registry_for(variables[VAR_REGISTRY])
     tag = result.tag
     for image in dict.fromkeys(i.image for i in infos):
         img = config.images[image]

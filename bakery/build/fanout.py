@@ -19,10 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from bakery.build.bakefile import TargetInfo
-from bakery.build.builders import describe, docker_for
-from bakery.config.model import Builder
-from bakery.docker import Docker
+from bakery.config.model import Builder, Config
+from bakery.docker import Docker, describe, docker_for
 from bakery.errors import BakeryError
+
+
+def by_builder(config: Config, targets: Sequence[TargetInfo]) -> dict[str, list[TargetInfo]]:
+    """Targets per builder, in config order; builders without selected targets are left out."""
+    out: dict[str, list[TargetInfo]] = {}
+    for t in targets:
+        out.setdefault(config.builder_of(t.group).name, []).append(t)
+    return out
 
 
 @dataclass(frozen=True)

@@ -43,10 +43,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bakery.build import bakefile
-from bakery.build import builders as builders_mod
-from bakery.build.build import bake_variables, registry_for
+from bakery.config.variables import VAR_REGISTRY, bake_variables
+from bakery.oci.registry import registry_for
 from bakery.config.model import Config, suggest
-from bakery.docker import Docker
+from bakery.docker import Docker, docker_for
 from bakery.errors import BakeryError, ConfigError, RegistryError
 from bakery.manifest.drafts import ensure_empty_config, untag_manifest
 from bakery.oci.reference import split_domain
@@ -92,18 +92,18 @@ class Target:
 def registry_ref(config: Config, registry: str | None = None) -> str:
     """The registry name prefix clean works on: ``registry``, else the one builds push to (``BAKERY_REGISTRY``,
     else the config's ``registry``)."""
-    return registry or bake_variables(config)[bakefile.VAR_REGISTRY]
+    return registry or bake_variables(config)[VAR_REGISTRY]
 
 
 def registry_client(config: Config, registry: str | None = None) -> Registry:
-    client, _ = registry_for(config, registry_ref(config, registry))
+    client, _ = registry_for(registry_ref(config, registry))
     return client
 
 
 def targets(config: Config, images: Sequence[str] = (), registry: str | None = None) -> list[Target]:
     """The repositories of the config's images (``--image`` narrows them), under :func:`registry_ref`."""
     prefix_ref = registry_ref(config, registry)
-    _, prefix = registry_for(config, prefix_ref)
+    _, prefix = registry_for(prefix_ref)
     host = split_domain(prefix_ref)[0] or "docker.io"
     for name in images:
         if name not in config.images:
@@ -595,10 +595,10 @@ def local_steps(docker: Docker, config: Config, *, keep_storage: str | None = No
     image_filters = [check_filter(f, "--image-filter") for f in image_filters]
     existing = list_builders(docker)
     steps: list[LocalStep] = []
-    for builder in builders_mod.used_builders(config):
+    for builder in config.builders_for():
         if builder.driver != "docker" and builder.name not in existing:
             continue   # never created (or already removed): nothing to prune
-        adapter = builders_mod.docker_for(docker, builder)
+        adapter = docker_for(docker, builder)
         argv = [*adapter.cmd("buildx", "prune", "--force")]
         if adapter.builder:
             argv += ["--builder", adapter.builder]

@@ -18,7 +18,7 @@ from invoke import Context, task
 from bakery.clean import execute as core
 from bakery.errors import BakeryError, RegistryError
 from bakery.clean.retention import DELETE_DIGEST, Plan
-from bakery.tasks import _errors_to_exit, config_from, docker_from
+from bakery.cli import config_from, docker_from, errors_to_exit
 from bakery.humanize import human_bytes as format_bytes
 
 __all__ = ["Progress", "clean", "format_bytes", "plan_table"]
@@ -115,7 +115,7 @@ def plan_table(ref: str, plan: Plan, snapshot_tags: int, snapshot_manifests: int
             "image-filter": "with --local: docker image prune filter for dangling images, e.g. until=24h (repeatable)",
             "workers": "concurrent registry requests (default 8)",
             "config": "path of bakery.yaml"})
-@_errors_to_exit
+@errors_to_exit
 def clean(c: Context, image: list[str] | None = None, yes: bool = False, json_: bool = False, local: bool = False,
           keep_storage: str | None = None, filter_: list[str] | None = None, builder_prefix: str = "bakery",
           image_filter: list[str] | None = None, workers: int = 8, config: str | None = None) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from bakery.errors import ConfigError
+from bakery.oci.reference import NAME_RE
 
 _SIMPLE_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 IMPORTED_KEYS = ("context", "dockerfile", "target", "args", "labels")
@@ -179,7 +180,6 @@ def _compose_map(value: Any, where: str, source: str) -> dict[str, str]:
 
 
 def _image_name(name: str, source: str, where: str) -> str:
-    from bakery.config.model import NAME_RE
     lowered = name.lower()
     if not NAME_RE.match(lowered):
         raise ConfigError(source, where, f"{name!r} cannot be an image name (lowercase letters and digits "

@@ -1,24 +1,17 @@
-"""QEMU setup and the doctor's checks.
-
-Facts are gathered by the adapters (:func:`bakery.build.builders.gather`: docker CLI, /proc/sys/fs/binfmt_misc);
-:func:`assess` turns facts into checks (pure), each with the fix for what is wrong. Every builder and every
-platform group gets its own check, evaluated against the builder that group is mapped to.
-"""
+"""The doctor's checks: facts (:mod:`bakery.doctor.facts`) in, checks out (pure), each with the fix for what is
+wrong. Every builder and every platform group gets its own check, judged against the builder that group is mapped
+to. :func:`preflight` is the same judgement before a build: the first failing check stops it, naming the fix."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from bakery.config.model import Builder, Config
-from bakery.docker import BuilderInfo, EngineInfo
+from bakery.config.model import Config
+from bakery.docker import Docker
+from bakery.doctor.facts import BuilderFacts, Facts, gather, qemu_handler
 from bakery.errors import BakeryError
-from bakery.oci.platforms import QEMU_NAMES, parse_platform
-from bakery.process import Runner
-
-BINFMT = Path("/proc/sys/fs/binfmt_misc")
-BINFMT_CONF = Path("/usr/lib/binfmt.d")
+from bakery.oci.platforms import parse_platform
 
 
 @dataclass(frozen=True)
@@ -27,33 +20,6 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
-
-
-@dataclass(frozen=True)
-class BuilderFacts:
-    """What was found about one builder (and, for the docker driver, the engine behind it)."""
-    builder: Builder
-    engine: EngineInfo | None = None    # docker driver: the engine of its context
-    error: str = ""                     # why it is not usable
-    info: BuilderInfo | None = None     # `docker buildx inspect`
-    native: str = "linux/amd64"
-    local: bool = True                  # runs on this machine, so its binfmt handlers apply
-
-
-@dataclass(frozen=True)
-class Facts:
-    buildx: str
-    emulators: frozenset[str]           # qemu-* binfmt entries that are enabled on this machine
-    registry: str
-    registry_error: str | None          # None: reachable
-    builders: Mapping[str, BuilderFacts] = field(default_factory=dict)
-    engine: EngineInfo | None = None    # the engine of the current docker context
-    engine_error: str = ""
-
-
-def qemu_handler(platform: str) -> str:
-    arch = parse_platform(platform).arch
-    return f"qemu-{QEMU_NAMES.get(arch, arch)}"
 
 
 def can_build(platform: str, bf: BuilderFacts, emulators: frozenset[str]) -> tuple[bool, str]:
@@ -161,43 +127,13 @@ def _needs_qemu(platform: str, bf: BuilderFacts | None, emulators: frozenset[str
     return not ok or via.startswith("emulated")
 
 
-def enabled_emulators(binfmt: Path = BINFMT) -> frozenset[str]:
-    if not binfmt.is_dir():
-        return frozenset()
-    out = set()
-    for entry in binfmt.glob("qemu-*"):
-        try:
-            if entry.read_text().startswith("enabled"):
-                out.add(entry.name)
-        except OSError:
-            continue
-    return frozenset(out)
-
-
-def register_qemu(platforms: Sequence[str], runner: Runner, native: str, binfmt: Path = BINFMT,
-                  conf_dir: Path = BINFMT_CONF) -> list[str]:
-    """Register the binfmt_misc handlers these platforms need from qemu-user-static's own conf files."""
-    wanted = sorted({qemu_handler(p) for p in platforms
-                     if (parse_platform(p).os, parse_platform(p).arch) !=
-                     (parse_platform(native).os, parse_platform(native).arch)})
-    have = enabled_emulators(binfmt)
-    done = []
-    for handler in wanted:
-        if handler in have:
-            continue
-        conf = conf_dir / f"{handler}.conf"
-        if not conf.is_file():
-            raise BakeryError(f"{conf} not found: install qemu-user-static (apt-get install qemu-user-static) "
-                              f"to build {', '.join(p for p in platforms if qemu_handler(p) == handler)}")
-        if not (binfmt / "register").exists():
-            runner.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(binfmt)], action=True)
-        line = next(ln for ln in conf.read_text().splitlines() if ln and not ln.startswith("#"))
-        if runner.dry_run or runner.verbose:
-            print(f"+ register {handler} in {binfmt}/register (from {conf})")
-        if not runner.dry_run:
-            try:
-                (binfmt / "register").write_text(line)
-            except OSError as exc:
-                raise BakeryError(f"cannot register {handler}: {exc.strerror} (needs root)") from None
-        done.append(handler)
-    return done
+def preflight(cfg: Config, docker: Docker, groups: tuple[str, ...], images: tuple[str, ...]) -> None:
+    """Fail before any build when a builder or a selected group's platforms are not usable, naming the fix."""
+    wanted = list(groups) or list(dict.fromkeys(g for i in (images or tuple(cfg.images))
+                                                for g in cfg.images[i].platform_groups))
+    facts = gather(cfg, docker, wanted)
+    relevant = {f"builder {b}" for b in facts.builders} | {f"group {g}" for g in wanted}
+    bad = [ch for ch in assess(cfg, facts, wanted) if not ch.ok and ch.name in relevant]
+    if bad:
+        ch = bad[0]
+        raise BakeryError(f"{ch.name}: {ch.detail}; fix: {ch.fix}")

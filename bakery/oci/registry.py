@@ -26,6 +26,7 @@ from typing import Any
 
 import requests
 
+from bakery.oci.reference import split_domain
 from bakery.errors import RegistryError
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -304,3 +305,12 @@ class Registry:
             m = re.match(r'<([^>]+)>;\s*rel="next"', link)
             url = m.group(1) if m else None
         return sorted(set(out))
+
+
+def registry_for(registry: str) -> tuple[Registry, str]:
+    """The registry client and the repository prefix for a ``registry`` setting."""
+    domain, path = split_domain(registry)
+    client = Registry.for_host(domain or "registry-1.docker.io")
+    if not domain and "/" not in path:
+        path = f"library/{path}" if path else path
+    return client, path

@@ -42,9 +42,12 @@ from typing import Any, TextIO
 
 from bakery.build import bakefile
 from bakery.atomic import write_files
-from bakery.build.bakefile import VAR_REGISTRY
-from bakery.build.build import BuildRequest, bake_variables, build, registry_for
-from bakery.config.model import Config, Validator, suggest, target_name
+from bakery.config.variables import VAR_REGISTRY
+from bakery.build.build import BuildRequest, build
+from bakery.config.variables import bake_variables
+from bakery.oci.registry import registry_for
+from bakery.config.model import Config, suggest, target_name
+from bakery.config.validate import Validator, validator_for
 from bakery.humanize import human_bytes
 from bakery.docker import Docker
 from bakery.errors import BakeryError, CommandError, ConfigErrors, RegistryError
@@ -81,7 +84,7 @@ class ReleaseSettings:
 def settings(config: Config) -> ReleaseSettings:
     """Parse ``release:`` from the merged document; every problem is one line naming file, line and key."""
     raw = (config.raw or {}).get("release")
-    v = config.validator()
+    v = validator_for(config)
     data = v.mapping(raw, "release", RELEASE_KEYS)
     tags = v.mapping(data.get("tags"), "release.tags", TAG_KEYS)
     smoke = v.mapping(data.get("smoke"), "release.smoke", SMOKE_KEYS)
@@ -784,7 +787,7 @@ def release(config: Config, docker: Docker, request: ReleaseRequest, *, out: Tex
     version, version_from = resolve_version(request.version, git.head_tags)
     tag = sanitize_tag(str(version))
     variables = bake_variables(config, tag, request.cache_scope)
-    registry, prefix = registry_for(config, variables[VAR_REGISTRY])
+    registry, prefix = registry_for(variables[VAR_REGISTRY])
     labels = release_labels(version, git)
     annotations = {k: v for k, v in labels.items() if k in OCI_KEYS}
     notes: list[str] = []

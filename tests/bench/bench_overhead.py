@@ -34,8 +34,8 @@ sys.path.insert(0, str(REPO))
 
 from bakery.build import bakefile  # noqa: E402
 from bakery.bench.run import untag  # noqa: E402
-from bakery.build.build import bake_variables  # noqa: E402
-from bakery.config.model import load, validate  # noqa: E402
+from bakery.config.variables import VAR_SCOPE, VAR_TAG, bake_variables  # noqa: E402
+from bakery.config import load, validate  # noqa: E402
 from bakery.docker import Docker  # noqa: E402
 from bakery.process import Runner  # noqa: E402
 from bakery.oci.reference import parse_reference  # noqa: E402
@@ -92,13 +92,13 @@ def overhead(pairs: int) -> None:
 
 def cleanup(config, docker: Docker, names: list[str], variables: dict[str, str], prefix: str) -> None:  # type: ignore[no-untyped-def]
     infos = bakefile.target_infos(config, names)
-    tag = variables[bakefile.VAR_TAG]
+    tag = variables[VAR_TAG]
     for info in infos:
         repo = config.images[info.image].repository
         ref = f"{prefix}/{repo}:{bakefile.intermediate_tag(config, info.group, tag)}"
         subprocess.run(["docker", "image", "rm", ref], capture_output=True)
         cache = parse_reference(bakefile.cache_ref(config, config.images[info.image], info.group,
-                                                   variables[bakefile.VAR_SCOPE], prefix))
+                                                   variables[VAR_SCOPE], prefix))
         untag(Registry.for_host(cache.domain), cache.path, cache.tag)
 
 

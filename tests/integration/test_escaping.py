@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from bakery.build import bakefile
 from bakery.build.build import render_files
-from bakery.config.model import validate
+from bakery.config import validate
 
 pytestmark = pytest.mark.stack
 
@@ -52,7 +52,7 @@ def test_buildkit_receives_exactly_the_configured_strings(tmp_path: Path, args: 
 
 def test_json_and_hcl_files_are_read_the_same(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[2]
-    from bakery.config.model import load
+    from bakery.config import load
     import os
     cwd = os.getcwd()
     os.chdir(repo)

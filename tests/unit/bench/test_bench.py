@@ -24,7 +24,7 @@ from bakery.bench.run import (SCENARIOS, SHARED, BenchError, BenchRequest, Obser
                           _scenarios, _State, attribute_platform, base_images, choose_touch, concurrent_steps,
                           copy_sources, failure_message, is_emulated, load_report, plan, scenario_document,
                           step_record)
-from bakery.config.model import validate
+from bakery.config import validate
 from bakery.docker import Docker
 from bakery.process import Runner
 from bakery.bench.rawjson import Step, StreamDecoder, collect_steps, iter_status

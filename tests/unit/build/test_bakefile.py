@@ -11,7 +11,7 @@ import pytest
 
 from bakery.build import bakefile
 from bakery.build.build import compare_with_print, evaluate, render_files
-from bakery.config.model import Config, validate
+from bakery.config import Config, validate
 from bakery.errors import BakeryError
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from bakery.clean import execute as clean
 from bakery.clean.tasks import Progress, format_bytes, plan_table
-from bakery.config.model import Config, load
+from bakery.config import Config, load
 from bakery.errors import BakeryError, ConfigError
 from bakery.manifest.drafts import EMPTY_DIGEST
 from bakery.oci.registry import digest_of

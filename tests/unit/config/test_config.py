@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bakery.config.model import load
+from bakery.config import load
 from bakery.errors import BakeryError, ConfigError, ConfigErrors
 
 GOOD = """\

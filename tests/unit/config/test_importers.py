@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bakery.config.model import load
+from bakery.config import load
 from bakery.errors import ConfigError
 from bakery.config.importers import from_bake_hcl, from_compose
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bakery.config.model import Builder, Config, validate
+from bakery.config import Builder, Config, validate
 from bakery.docker import BuilderInfo, EngineInfo
 from bakery.doctor.checks import BuilderFacts, Facts, assess, can_build, qemu_handler
 

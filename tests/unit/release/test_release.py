@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.paths import REPO
-from bakery.config.model import Config, load
+from bakery.config import Config, load
 from bakery.docker import Docker
 from bakery.errors import BakeryError, ConfigErrors
 from bakery.process import Runner

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bakery.config.model import load
+from bakery.config import load
 from bakery.release.release import (ImageReport, PlatformReport, ReleaseReport, carry_smoke, compare_sizes, human_bytes,
                             percent,
                             render_report, report_paths, write_report)

@@ -1,0 +1,77 @@
+"""Tasks: ``generate``, ``build`` and ``stitch``. They parse flags, call :mod:`bakery.build` and print."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from invoke import Context, task
+
+from bakery.build import build as build_mod
+from bakery.cli import config_from, docker_from, errors_to_exit
+from bakery.doctor.checks import preflight
+from bakery.errors import BakeryError
+
+
+@task(help={"hcl": "also write bake/docker-bake.hcl", "config": "path of bakery.yaml",
+            "check": "verify the files with `docker buildx bake --print` (default on)"})
+@errors_to_exit
+def generate(c: Context, hcl: bool = False, config: str | None = None, check: bool = True) -> None:
+    """Write bake/docker-bake.json (and .hcl) from bakery.yaml."""
+    cfg = config_from(c, config)
+    formats = list(cfg.formats) + (["hcl"] if hcl and "hcl" not in cfg.formats else [])
+    docker = docker_from(c, cfg) if check else None
+    for path in build_mod.generate(cfg, docker, formats=formats, check=check):
+        print(f"wrote {path.relative_to(cfg.root)}")
+
+
+@task(iterable=["group", "image"],
+      help={"group": "platform group to build (repeatable; default all)", "image": "image to build (repeatable)",
+            "tag": "tag of the final multi-arch index (default: config `tag`, or BAKERY_TAG)",
+            "push": "push per-group results and stitch one index per image under --tag",
+            "no-stitch": "with --push: push only the per-group refs (CI fan-out; publish later with `stitch`)",
+            "load": "load the per-group images into the local image store",
+            "no-cache": "build without the build cache", "dry-run": "print the exact commands, change nothing",
+            "verbose": "echo every command", "progress": "buildx progress: plain (default), tty, rawjson, quiet",
+            "cache-scope": "cache ref scope, e.g. the branch (default: cache.scope, or BAKERY_CACHE_SCOPE)",
+            "config": "path of bakery.yaml"})
+@errors_to_exit
+def build(c: Context, group: list[str] | None = None, image: list[str] | None = None, tag: str | None = None,
+          push: bool = False, no_stitch: bool = False, load: bool = False, no_cache: bool = False,
+          dry_run: bool = False,
+          verbose: bool = False, progress: str = "plain", cache_scope: str | None = None,
+          config: str | None = None) -> None:
+    """Generate the bake file and build it; with --push, one multi-arch index per image."""
+    if push and load:
+        raise BakeryError("--push and --load exclude each other: push, then pull what you need")
+    cfg = config_from(c, config)
+    docker = docker_from(c, cfg, verbose=verbose, dry_run=dry_run)
+    request = build_mod.BuildRequest(groups=tuple(group or ()), images=tuple(image or ()), tag=tag,
+                                     cache_scope=cache_scope, push=push, load=load, no_cache=no_cache,
+                                     progress=progress, stitch=not no_stitch)
+    if not dry_run:
+        preflight(cfg, docker, request.groups, request.images)
+    result = build_mod.build(cfg, docker, request)
+    if dry_run:
+        return
+    for name, t in result.targets.items():
+        print(f"{name:<24} {t['digest'] or '-':<73} {','.join(t['platforms'])}")
+    for name, i in result.images.items():
+        print(f"{name}: {i['ref']}@{i['digest']} ({', '.join(i['platforms'])})")
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"results: {Path(cfg.bake_dir) / build_mod.RESULTS_FILE}")
+
+
+@task(iterable=["image"], help={"tag": "the tag whose per-group refs to stitch", "image": "image (repeatable)"})
+@errors_to_exit
+def stitch(c: Context, tag: str, image: list[str] | None = None, config: str | None = None) -> None:
+    """Stitch pushed per-group refs of --tag into one index per image (after fanned-out CI jobs)."""
+    cfg = config_from(c, config)
+    result = build_mod.stitch_tag(cfg, tag, tuple(image or ()))
+    for name, i in result.images.items():
+        print(f"{name}: {i['ref']}@{i['digest']} ({', '.join(i['platforms'])})")
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if result.notes:
+        raise BakeryError(f"{len(result.notes)} image(s) not stitched")

@@ -1,0 +1,54 @@
+"""Tasks: ``setup`` (QEMU handlers and builders) and ``doctor`` (what can build here, and the fix)."""
+
+from __future__ import annotations
+
+import json
+
+from invoke import Context, Exit, task
+
+from bakery.cli import config_from, docker_from, errors_to_exit
+from bakery.docker import describe
+from bakery.doctor.checks import assess
+from bakery.doctor.facts import gather
+from bakery.doctor.provision import ensure, register_qemu
+from bakery.errors import BakeryError
+
+
+@task(help={"dry-run": "print what would be done", "verbose": "echo every command"})
+@errors_to_exit
+def setup(c: Context, dry_run: bool = False, verbose: bool = False, config: str | None = None) -> None:
+    """Register QEMU handlers for every emulated platform and create/bootstrap every builder (idempotent)."""
+    cfg = config_from(c, config)
+    docker = docker_from(c, cfg, verbose=verbose, dry_run=dry_run)
+    native = docker.engine().os_arch
+    local_groups = [g for g in cfg.platform_groups.values() if cfg.builder_of(g.name).driver in ("docker",
+                                                                                                "docker-container")]
+    registered = register_qemu([p for g in local_groups for p in g.platforms], docker.runner, native)
+    print(f"qemu: {'registered ' + ', '.join(registered) if registered else 'all handlers present'}")
+    for b in cfg.builders_for():
+        info = ensure(b, docker)
+        print(f"{describe(b)}: {info.status or 'ready'}")
+    if dry_run:
+        return
+    failing = [ch for ch in assess(cfg, gather(cfg, docker)) if not ch.ok and
+               (ch.name.startswith("group ") or ch.name.startswith("builder "))]
+    if failing:
+        raise BakeryError("; ".join(f"{ch.name}: {ch.detail}" for ch in failing))
+
+
+@task(help={"json": "print the checks as JSON"})
+@errors_to_exit
+def doctor(c: Context, json_: bool = False, config: str | None = None) -> None:
+    """Report engine, buildx, BuildKit, image store, emulators, registry, and per group whether it can build."""
+    cfg = config_from(c, config)
+    docker = docker_from(c, cfg)
+    checks = assess(cfg, gather(cfg, docker))
+    if json_:
+        print(json.dumps([ch.__dict__ for ch in checks], indent=2))
+    else:
+        for ch in checks:
+            print(f"{'ok  ' if ch.ok else 'FAIL'}  {ch.name:<18} {ch.detail}")
+            if ch.fix:
+                print(f"      {'':<18} fix: {ch.fix}")
+    if not all(ch.ok for ch in checks):
+        raise Exit(code=1)
