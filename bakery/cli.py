@@ -19,15 +19,20 @@ At build time the variables bake itself reads win over all of these: ``BAKERY_RE
 from __future__ import annotations
 
 import functools
+import os
+import signal
+import threading
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from invoke import Context, Exit
 
 from bakery.config import CONFIG_FILE, Config, load
 from bakery.docker import Docker
-from bakery.errors import BakeryError
+from bakery.errors import BakeryError, Terminated
 from bakery.process import Runner
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,15 +43,29 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def errors_to_exit(fn: F) -> F:
+    """A task's boundary: BakeryError -> its one line and exit code; Ctrl-C -> exit 130 and SIGTERM -> exit 143,
+    each after the cleanup an interruption runs, with what state is public."""
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _terminate) if main else None
         try:
             return fn(*args, **kwargs)
         except BakeryError as exc:
             raise Exit(f"bakery: {exc}".replace("\n", "\nbakery: "), code=exc.exit_code) from None
-        except KeyboardInterrupt:
-            raise Exit("bakery: interrupted; no results written", code=130) from None
+        except KeyboardInterrupt as exc:
+            term = isinstance(exc, Terminated)
+            state = str(exc) or "no results written"
+            raise Exit(f"bakery: {'terminated (SIGTERM)' if term else 'interrupted'}; {state}",
+                       code=143 if term else 130) from None
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
     return wrapper  # type: ignore[return-value]
 
 
@@ -74,7 +93,8 @@ def find_config(start: Path) -> Path:
     raise BakeryError(f"{CONFIG_FILE} not found in {start} or any parent directory (pass --config PATH)")
 
 
-def config_from(c: Context, path: str | None = None) -> Config:
+def config_from(c: Context, path: str | None = None, *, verbose: bool = False) -> Config:
+    """The validated config; ``images_from`` is evaluated by this docker CLI's buildx (notes to stderr)."""
     s = _settings(c)
     chosen = path or s.get("config")
     cfg_path = Path(chosen) if chosen else find_config(Path.cwd())
@@ -85,9 +105,68 @@ def config_from(c: Context, path: str | None = None) -> Config:
         overrides["tag"] = s["tag"]
     if s.get("cache_scope"):
         overrides["cache"] = {**overrides.get("cache", {}), "scope": s["cache_scope"]}
-    return load(cfg_path, overrides)
+    evaluator = Docker(Runner(), binary=s.get("docker") or "docker")
+    return load(cfg_path, overrides, evaluator, out=sys.stderr, verbose=verbose)
 
 
 def docker_from(c: Context, config: Config, *, verbose: bool = False, dry_run: bool = False) -> Docker:
-    """The docker adapter for the current docker context; :func:`builders.docker_for` derives per-builder ones."""
-    return Docker(Runner(verbose=verbose, dry_run=dry_run), binary=_settings(c).get("docker") or "docker")
+    """The docker adapter for the current docker context; :func:`bakery.docker.docker_for` derives per-builder
+    ones. ``BUILDX_BUILDER`` in the caller's environment is cleared: the implicit builder is the current context's
+    own, the engine ``docker info`` describes (other builders are named in bakery.yaml's ``builders:``)."""
+    env = {"BUILDX_BUILDER": ""} if os.environ.get("BUILDX_BUILDER") else None
+    return Docker(Runner(verbose=verbose, dry_run=dry_run), binary=_settings(c).get("docker") or "docker", env=env)
+
+
+class StatusLine:
+    """THE one status line of the tasks, on ``stream``: on a terminal ``draw`` rewrites it in place and ``line``
+    replaces it with a finished line; elsewhere only finished lines are written, so CI logs stay short."""
+
+    def __init__(self, stream: TextIO, tty: bool | None = None) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)()) if tty is None else tty
+
+    def draw(self, text: str) -> None:
+        if self.tty:
+            self._write(f"\r\x1b[K{text}")
+
+    def line(self, text: str) -> None:
+        self._write(f"\r\x1b[K{text}\n" if self.tty else f"{text}\n")
+
+    def clear(self) -> None:
+        if self.tty:
+            self._write("\r\x1b[K")
+
+    def _write(self, data: str) -> None:
+        self.stream.write(data)
+        self.stream.flush()
+
+
+class Progress:
+    """``progress(phase, done, total)`` as ``[label: ]phase done/total`` on a :class:`StatusLine`: redrawn at most
+    every 0.1 s on a terminal; elsewhere a line per finished phase (and at most one every ``every`` seconds).
+    ``end()`` clears the terminal line before other output."""
+
+    def __init__(self, stream: TextIO, every: float = 10.0) -> None:
+        self.status = StatusLine(stream)
+        self.every = every
+        self.label = ""
+        # a terminal shows the first update at once; a log waits `every` seconds before an unfinished phase
+        self._last = float("-inf") if self.status.tty else time.monotonic()
+        self._shown = ""
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        finished = total > 0 and done >= total
+        text = f"{self.label}: {phase} {done}/{total}" if self.label else f"{phase} {done}/{total}"
+        if self.status.tty:
+            if finished or now - self._last >= 0.1:
+                self.status.draw(text)
+                self._last, self._shown = now, text
+        elif total > 1 and ((finished and text != self._shown) or (done and now - self._last >= self.every)):
+            self.status.line(text)
+            self._last, self._shown = now, text
+
+    def end(self) -> None:
+        if self._shown:
+            self.status.clear()
+        self._shown = ""

@@ -15,17 +15,12 @@ from typing import Any
 
 import dataclasses
 
+from bakery.capabilities import Capabilities, Version, parse_version
 from bakery.config.model import Builder
 from bakery.errors import BakeryError, CommandError
 from bakery.oci.platforms import PlatformError, parse_platform
-from bakery.process import Runner
+from bakery.process import Result, Runner
 
-Version = tuple[int, int, int]
-
-
-def parse_version(text: str) -> Version | None:
-    m = re.search(r"v?(\d+)\.(\d+)\.(\d+)", text)
-    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
 
 
 @dataclass(frozen=True)
@@ -70,6 +65,10 @@ class Docker:
                 raise BakeryError(f"cannot read the buildx version from {out.strip()!r}")
         return self._buildx
 
+    def capabilities(self) -> Capabilities:
+        """What the installed buildx does (attributes bake reads, --print form, entitlements, build checks)."""
+        return Capabilities(self.buildx_version())
+
     def engine(self) -> EngineInfo:
         if self._engine is None:
             self._engine = self._read_engine()
@@ -98,23 +97,53 @@ class Docker:
             return None
         return parse_inspect(res.stdout)
 
-    def bootstrap(self, name: str) -> BuilderInfo:
-        out = self.runner.run(self.cmd("buildx", "inspect", "--bootstrap", name), env=self.env, action=True).stdout
-        return parse_inspect(out)
+    def bootstrap(self, name: str) -> str:
+        """Start a builder (``buildx inspect --bootstrap``); "" when it came up, else buildx's last error line."""
+        res = self.runner.run(self.cmd("buildx", "inspect", "--bootstrap", name), env=self.env, action=True,
+                              check=False)
+        if res.returncode == 0 or self.runner.dry_run:
+            return ""
+        return res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit {res.returncode}"
 
-    def create_builder(self, name: str, driver: str, driver_opts: Mapping[str, str], endpoint: str | None) -> None:
-        args = self.cmd("buildx", "create", "--name", name, "--driver", driver)
+    def create_builder(self, name: str, driver: str, driver_opts: Mapping[str, str], platforms: Sequence[str],
+                       endpoint: str | None, *, append: bool = False) -> None:
+        """``buildx create`` a builder (or, with ``append``, add a node to it)."""
+        args = self.cmd("buildx", "create", *(["--append"] if append else []), "--name", name)
+        if not append:
+            args += ["--driver", driver]
         for k, v in sorted(driver_opts.items()):
             args += ["--driver-opt", f"{k}={v}"]
+        if platforms:
+            args += ["--platform", ",".join(platforms)]
         if endpoint:
             args.append(endpoint)
         self.runner.run(args, env=self.env, action=True)
 
+    def context_exists(self, name: str) -> bool:
+        return self.runner.run(self.cmd("context", "inspect", name), check=False).returncode == 0
+
+    def create_context(self, name: str, host: str) -> None:
+        self.runner.run(self.cmd("context", "create", name, "--docker", f"host={host}"), action=True)
+
+    def context_endpoint(self, context: str | None) -> str:
+        """The engine endpoint of a docker context (the current one when None); "" when it cannot be read."""
+        args = self.cmd("context", "inspect", "--format", "{{.Endpoints.docker.Host}}")
+        if context:
+            args.append(context)
+        res = self.runner.run(args, env=self.env, check=False)
+        return res.stdout.strip() if res.returncode == 0 else ""
+
+    def builders(self) -> dict[str, str]:
+        """{builder name: driver} of every builder ``docker buildx ls`` lists (a read: never skipped by --dry-run)."""
+        return parse_builders(self.runner.run(self.cmd("buildx", "ls", "--format", "json"), env=self.env).stdout)
+
     # ------------------------------------------------------------------ bake
     def bake_argv(self, files: Sequence[Path], targets: Sequence[str], *, push: bool = False, load: bool = False,
                   no_cache: bool = False, metadata_file: Path | None = None, progress: str | None = None,
-                  print_only: bool = False, sets: Sequence[str] = ()) -> list[str]:
+                  print_only: bool = False, sets: Sequence[str] = (), allow: Sequence[str] = ()) -> list[str]:
         args = self.cmd("buildx", "bake", *self._builder_flag())
+        for grant in allow:
+            args += ["--allow", grant]
         for f in files:
             args += ["-f", str(f)]
         if print_only:
@@ -143,10 +172,119 @@ class Docker:
         data: dict[str, Any] = json.loads(res.stdout)
         return data
 
-    def run_container(self, ref: str, platform: str, command: Sequence[str]) -> tuple[int, str]:
-        args = self.cmd("run", "--rm", "--pull", "always", "--platform", platform, ref, *command)
-        res = self.runner.run(args, env=self.env, check=False)
-        return res.returncode, res.stdout + res.stderr
+    # ------------------------------------------------------------------ containers (release smoke tests)
+    def server_components(self) -> dict[str, str]:
+        """Name -> version of what the engine runs on (Engine, containerd, runc, docker-init): doctor only."""
+        res = self.runner.run(self.cmd("version", "--format", "{{json .Server.Components}}"), env=self.env,
+                              check=False)
+        try:
+            parts = json.loads(res.stdout) if res.returncode == 0 else []
+        except ValueError:
+            parts = []
+        return {str(p.get("Name")): str(p.get("Version")) for p in parts or () if isinstance(p, dict)}
+
+    def bake_check(self, files: Sequence[Path], targets: Sequence[str], env: Mapping[str, str], cwd: Path,
+                   allow: Sequence[str] = ()) -> dict[str, Any]:
+        """The Dockerfile build checks of every target (``--call check,format=json``, buildx >= 0.16): the
+        printed document, one ``check`` section per target. A finding is not an error here."""
+        argv = self.bake_argv(files, [], allow=allow) + ["--call", "check,format=json", *targets]
+        res = self.runner.run(argv, env={**(self.env or {}), **env}, cwd=cwd, check=False)
+        try:
+            data: dict[str, Any] = json.loads(res.stdout)
+        except ValueError:
+            raise CommandError(res.argv, res.returncode, res.stderr, "docker buildx bake --call check failed") \
+                from None
+        return data
+
+    def run_detached_argv(self, name: str, platform: str, ref: str,
+                          command: Sequence[str] | None = None) -> list[str]:
+        """``docker run -d``: named (to wait for, read the logs of and remove), always pulled; a ``command``
+        replaces the entrypoint, so an image whose ENTRYPOINT is a server still runs it."""
+        args = self.cmd("run", "-d", "--name", name, "--pull", "always", "--platform", platform)
+        if command:
+            args += ["--entrypoint", command[0], ref, *command[1:]]
+        else:
+            args.append(ref)
+        return args
+
+    def run_detached(self, name: str, platform: str, ref: str, command: Sequence[str] | None = None) -> Result:
+        """Start a container (an action); the caller reads returncode and stderr."""
+        return self.runner.run(self.run_detached_argv(name, platform, ref, command), env=self.env, check=False,
+                               action=True)
+
+    def wait_container(self, name: str, timeout: float) -> int | None:
+        """The container's exit code, or None when it is still running after ``timeout`` seconds."""
+        try:
+            res = self.runner.run(self.cmd("wait", name), env=self.env, timeout=timeout, check=False)
+        except CommandError as exc:
+            if exc.returncode != -1:
+                raise
+            return None
+        text = res.stdout.strip()
+        return int(text) if text.lstrip("-").isdigit() else 1
+
+    def container_logs(self, name: str) -> list[str]:
+        """Everything the container wrote, stdout then stderr, one line each."""
+        res = self.runner.run(self.cmd("logs", name), env=self.env, check=False)
+        return (res.stdout + res.stderr).splitlines()
+
+    def remove_container(self, name: str) -> None:
+        """``docker rm -f`` (an action; a container already gone is no error)."""
+        self.runner.run(self.cmd("rm", "-f", name), env=self.env, check=False, action=True)
+
+    # ------------------------------------------------------------------ image store and build cache
+    def image_present(self, ref: str) -> bool:
+        """Whether the engine's image store has ``ref`` (a read: never skipped by --dry-run)."""
+        res = self.runner.run(self.cmd("image", "inspect", "--format", "{{.Id}}", ref), env=self.env, check=False)
+        return res.returncode == 0
+
+    def remove_image(self, ref: str) -> bool:
+        """``docker image rm``; False if the engine refused (in use, or not there)."""
+        return self.runner.run(self.cmd("image", "rm", ref), env=self.env, check=False, action=True).returncode == 0
+
+    def pull(self, ref: str) -> None:
+        self.runner.run(self.cmd("pull", "-q", ref), env=self.env, action=True)
+
+    def prune_build_cache(self) -> None:
+        """Empty the builder's whole build cache (``buildx prune -af``), internal and unused records included."""
+        self.runner.run(self.cmd("buildx", "prune", "-af", *self._builder_flag()), env=self.env, action=True)
+
+    # ------------------------------------------------------------------ local cleanup (argv: clean lists them first)
+    def prune_cache_argv(self, keep_storage: str | None = None, filters: Sequence[str] = ()) -> list[str]:
+        """``docker buildx prune --force`` of this adapter's builder, keeping ``keep_storage`` of its cache."""
+        args = self.cmd("buildx", "prune", "--force", *self._builder_flag())
+        if keep_storage:
+            args += ["--keep-storage", keep_storage]
+        for f in filters:
+            args += ["--filter", f]
+        return args
+
+    def remove_builder_argv(self, name: str) -> list[str]:
+        return self.cmd("buildx", "rm", name)
+
+    def prune_images_argv(self, filters: Sequence[str] = ()) -> list[str]:
+        """``docker image prune --force``: dangling images only, never tagged ones."""
+        args = self.cmd("image", "prune", "--force")
+        for f in filters:
+            args += ["--filter", f]
+        return args
+
+    # ------------------------------------------------------------------ facts for reports
+    def info(self) -> dict[str, Any]:
+        """``docker info`` as JSON; empty if the engine does not answer (a report then says less)."""
+        res = self.runner.run(self.cmd("info", "--format", "{{json .}}"), env=self.env, check=False)
+        if res.returncode != 0:
+            return {}
+        try:
+            data = json.loads(res.stdout)
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def client_version(self) -> str:
+        """The docker CLI's own version (empty if it cannot say)."""
+        res = self.runner.run(self.cmd("version", "--format", "{{.Client.Version}}"), env=self.env, check=False)
+        return res.stdout.strip()
 
 
 def parse_inspect(text: str) -> BuilderInfo:
@@ -161,10 +299,31 @@ def parse_inspect(text: str) -> BuilderInfo:
                        fields.get("BuildKit version", fields.get("Buildkit", "")))
 
 
+def parse_builders(text: str) -> dict[str, str]:
+    """{builder name: driver} from ``docker buildx ls --format json`` (one JSON document per line)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and data.get("Name"):
+            out[str(data["Name"])] = str(data.get("Driver", ""))
+    return out
+
+
 # --------------------------------------------------------------------------- one adapter per builder
+# a builder addressed by its docker context must not be redirected by the caller's environment: DOCKER_HOST wins
+# over DOCKER_CONTEXT in the docker CLI, and BUILDX_BUILDER picks another builder; both are unset when empty
+PINNED = {"DOCKER_HOST": "", "BUILDX_BUILDER": ""}
+
+
 def docker_for(base: Docker, builder: Builder) -> Docker:
-    """The docker adapter that talks to ``builder``."""
-    env = {**(base.env or {}), "DOCKER_CONTEXT": builder.context} if builder.context else base.env
+    """The docker adapter that talks to ``builder``, whatever DOCKER_HOST/DOCKER_CONTEXT/BUILDX_BUILDER say."""
+    env = {**(base.env or {}), **PINNED, "DOCKER_CONTEXT": builder.context} if builder.context else base.env
     name = None if builder.driver == "docker" else builder.name
     if env == base.env and name == base.builder:
         return base      # the same engine and builder: keep the facts already read

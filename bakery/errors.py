@@ -55,3 +55,10 @@ class RegistryError(BakeryError):
     def __init__(self, message: str, status: int | None = None) -> None:
         self.status = status
         super().__init__(message)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt, so that every cleanup path Ctrl-C takes
+    (children stopped, containers and temporary files removed, a publish rolled back) runs for it too.
+
+    An interruption's text, when it has one, says what state is public (``publish stopped: ...``)."""

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -62,7 +64,9 @@ class Runner:
         if action and self.dry_run:
             return Result(argv, 0, "", "")
         try:
+            # no terminal for the child: a tool that would stop and ask (bake's entitlement prompt) fails instead
             proc = subprocess.run(argv, env=self._env(env), cwd=cwd, input=input, capture_output=True,
+                                  stdin=None if input is not None else subprocess.DEVNULL,
                                   text=True, timeout=timeout, check=False)
         except FileNotFoundError:
             raise BakeryError(f"{argv[0]!r} is not installed or not on PATH (run `make stack` or `invoke doctor`)") \
@@ -94,7 +98,8 @@ class Runner:
             return 0, []
         last: deque[str] = deque(maxlen=tail)
         try:
-            proc = subprocess.Popen(argv, env=self._env(env), cwd=cwd, stderr=subprocess.PIPE if capture else None,
+            proc = subprocess.Popen(argv, env=self._env(env), cwd=cwd, stdin=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE if capture else None,
                                     text=True, bufsize=1, errors="replace")
         except FileNotFoundError:
             raise BakeryError(f"{argv[0]!r} is not installed or not on PATH (run `make stack` or `invoke doctor`)") \
@@ -118,3 +123,20 @@ class Runner:
                 proc.kill()
                 proc.wait()
             raise
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[list[int]]:
+    """Within the block, SIGINT and SIGTERM are recorded instead of acted on (a rollback must run to its end);
+    the caller, which is raising already, reads what arrived. Outside the main thread it changes nothing."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum)) for sig in wanted}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

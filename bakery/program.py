@@ -6,7 +6,7 @@ import os
 
 from invoke import Program
 
-from bakery import __version__
+from bakery.version import __version__
 from bakery.tasks import ns
 
 

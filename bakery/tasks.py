@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from invoke import Collection
 
+from bakery.adopt.tasks import import_
 from bakery.bench.tasks import bench
-from bakery.build.tasks import build, generate, stitch
+from bakery.build.tasks import build, check, generate, stitch
 from bakery.clean.tasks import clean
 from bakery.cli import DEFAULTS
 from bakery.doctor.tasks import doctor, setup
@@ -14,7 +15,7 @@ from bakery.release.tasks import release
 
 
 def _collection() -> Collection:
-    coll = Collection(generate, build, stitch, setup, doctor, release, clean, bench)
+    coll = Collection(generate, build, check, stitch, setup, doctor, release, clean, bench, import_)
     coll.add_collection(manifest)
     coll.configure({"bakery": DEFAULTS})
     return coll

@@ -12,12 +12,13 @@ from typing import Any, TextIO
 
 from invoke import Context, task
 
-from bakery.bench import report as bench_report
+from bakery.bench import render, report as bench_report
 from bakery.atomic import write_files
-from bakery.bench.run import SCENARIOS, BenchError, BenchRequest, Observer, PlannedRun, load_report, run_bench
+from bakery.bench.run import load_report, run_bench
+from bakery.bench.scenarios import SCENARIOS, BenchError, BenchRequest, Observer, PlannedRun
 from bakery.errors import BakeryError
 from bakery.bench.rawjson import Status
-from bakery.cli import config_from, docker_from, errors_to_exit
+from bakery.cli import StatusLine, config_from, docker_from, errors_to_exit
 from bakery.doctor.checks import preflight
 
 REPORT_JSON = "report.json"
@@ -35,8 +36,8 @@ class LiveProgress(Observer):
     """A one-line live display on a terminal (redrawn every 0.25 s), one line per event otherwise."""
 
     def __init__(self, out: TextIO | None = None, tty: bool | None = None) -> None:
-        self.out = out or sys.stderr
-        self.tty = self.out.isatty() if tty is None else tty
+        self.status = StatusLine(out or sys.stderr, tty)
+        self.tty = self.status.tty
         self.lock = threading.Lock()
         self.text = ""
         self.run: PlannedRun | None = None
@@ -57,17 +58,11 @@ class LiveProgress(Observer):
                     self._draw(self._running_line())
 
     def _draw(self, text: str) -> None:
-        width = 118
-        self.out.write("\r\x1b[K" + text[:width])
-        self.out.flush()
+        self.status.draw(text[:118])
         self.drawn = time.monotonic()
 
     def _line(self, text: str) -> None:
-        if self.tty:
-            self.out.write("\r\x1b[K" + text + "\n")
-        else:
-            self.out.write(text + "\n")
-        self.out.flush()
+        self.status.line(text)
 
     def _running_line(self) -> str:
         assert self.run is not None
@@ -119,9 +114,7 @@ class LiveProgress(Observer):
         if self.thread is not None:
             self.thread.join(timeout=1)
         with self.lock:
-            if self.tty:
-                self.out.write("\r\x1b[K")
-                self.out.flush()
+            self.status.clear()
 
 
 def summary_table(report: Mapping[str, Any]) -> str:
@@ -177,8 +170,8 @@ def bench(c: Context, image: list[str] | None = None, group: list[str] | None = 
     result = run_bench(cfg, docker, request, out_dir, LiveProgress())
     report = bench_report.build_report(result.environment, result.settings, result.runs, result.warnings, base)
     files = {out_dir / REPORT_JSON: json.dumps(report, indent=1, sort_keys=False) + "\n",
-             out_dir / REPORT_MD: bench_report.to_markdown(report),
-             out_dir / REPORT_SVG: bench_report.to_svg(report)}
+             out_dir / REPORT_MD: render.to_markdown(report),
+             out_dir / REPORT_SVG: render.to_svg(report)}
     write_files(files)
     print(summary_table(report))
     for line in report["advice"]:

@@ -21,11 +21,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bakery.config.model import PASSTHROUGH_ATTRS, Config, Image, target_name
+from bakery.capabilities import Capabilities, csv_entry, version_string
+from bakery.config.model import Config, Image, target_name
 from bakery.errors import BakeryError
 
 from bakery.config.variables import VAR_REGISTRY, VAR_SCOPE, VAR_TAG
-Version = tuple[int, int, int]
 
 
 class Expr(str):
@@ -104,9 +104,31 @@ def image_target(config: Config, image: Image, group: str) -> dict[str, Any]:
         t["attest"] = [f"type=provenance,mode={config.provenance}"]
     else:
         t["attest"] = ["type=provenance,disabled=true"]
+    own_attest = t["attest"]
     for key, value in image.bake.items():
         t[key] = _escape_any(value)
+    if "attest" in image.bake:
+        t["attest"] = _attest(own_attest, _escape_any(image.bake["attest"]))
+    if "contexts" in image.bake:
+        t["contexts"] = {k: _linked(config, v, group) for k, v in t["contexts"].items()}
     return t
+
+
+def _attest(own: list[str], extra: list[Any]) -> list[Any]:
+    """An image's own attestations (e.g. sbom, from an imported file) are added to bakery's provenance entry;
+    an own provenance entry replaces bakery's."""
+    def is_provenance(e: Any) -> bool:
+        return (e if isinstance(e, Mapping) else csv_entry(str(e))).get("type") == "provenance"
+    return [*([] if any(is_provenance(e) for e in extra) else own), *extra]
+
+
+def _linked(config: Config, value: Any, group: str) -> Any:
+    """A ``target:<image>`` named context builds that image's target in the same platform group."""
+    if isinstance(value, str) and value.startswith("target:"):
+        other = config.images.get(value[len("target:"):])
+        if other is not None and group in other.platform_groups:
+            return f"target:{target_name(other.name, group)}"
+    return value
 
 
 def _escape_any(value: Any) -> Any:
@@ -119,22 +141,21 @@ def _escape_any(value: Any) -> Any:
     return value
 
 
-def check_supported(config: Config, buildx: Version | None) -> None:
+def check_supported(config: Config, caps: Capabilities | None) -> None:
     """Refuse attributes the installed buildx would silently drop (0.13.1 ignores unknown target attributes)."""
-    if buildx is None:
+    if caps is None:
         return
     for image in config.images.values():
         for key in image.bake:
-            need = PASSTHROUGH_ATTRS[key]
-            if buildx[:2] < need:
-                have = ".".join(map(str, buildx))
+            if not caps.reads(key):
                 raise BakeryError(f"{config.source}: images.{image.name}.bake.{key}: needs buildx >= "
-                                  f"{need[0]}.{need[1]}, this machine has {have} (it would silently drop it)")
+                                  f"{caps.needs(key)}, this machine has {version_string(caps.version)} "
+                                  "(it would silently drop it)")
 
 
-def document(config: Config, buildx: Version | None = None) -> dict[str, Any]:
+def document(config: Config, caps: Capabilities | None = None) -> dict[str, Any]:
     """The whole bake document for a config: variables, groups and targets, in config order."""
-    check_supported(config, buildx)
+    check_supported(config, caps)
     targets: dict[str, Any] = {}
     by_group: dict[str, list[str]] = {g: [] for g in config.platform_groups}
     by_image: dict[str, list[str]] = {}

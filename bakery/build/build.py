@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from bakery.build import bakefile
 
@@ -21,110 +22,18 @@ from bakery.build import fanout
 from bakery.atomic import write_file, write_files
 from bakery.build.bakefile import TargetInfo
 from bakery.config.variables import VAR_REGISTRY, VAR_SCOPE, VAR_TAG
-from bakery.config.model import Config, target_name
-from bakery.docker import Docker, Version
+from bakery.config.model import Config
+from bakery.build import entitlements
+from bakery.build.generate import evaluated_targets, generate
+from bakery.docker import Docker
 from bakery.errors import BakeryError
 from bakery.oci.reference import InvalidReference, check_name_prefix, check_tag, split_domain
 from bakery.config.variables import bake_variables
-from bakery.oci.registry import registry_for
-from bakery.oci.index import Stitched, stitch
+from bakery.build import stitch
 
-JSON_FILE = "docker-bake.json"
-HCL_FILE = "docker-bake.hcl"
 RESULTS_FILE = "results.json"
 
 
-# --------------------------------------------------------------------------- generate
-def render_files(config: Config, buildx: Version | None, formats: Sequence[str] | None = None) -> dict[Path, str]:
-    """Path -> content of every bake file for this config (pure; byte-identical for the same input)."""
-    doc = bakefile.document(config, buildx)
-    out_dir = config.root / config.bake_dir
-    files: dict[Path, str] = {}
-    for fmt in formats or config.formats:
-        if fmt == "json":
-            files[out_dir / JSON_FILE] = bakefile.to_json(doc)
-        elif fmt == "hcl":
-            files[out_dir / HCL_FILE] = bakefile.to_hcl(doc)
-        else:
-            raise BakeryError(f"unknown bake file format {fmt!r}; use json or hcl")
-    return files
-
-
-_TOKEN = re.compile(r"\$\$\{|%%\{|\$\{(\w+)\}")
-
-
-def evaluate(value: Any, variables: Mapping[str, str]) -> Any:
-    """What bake makes of a generated value (escapes and our own ``${VAR}`` references only)."""
-    if isinstance(value, bakefile.Expr):
-        return None   # evaluated by bake itself; compared by presence only
-    if isinstance(value, str):
-        def sub(m: re.Match[str]) -> str:
-            tok = m.group(0)
-            if tok == "$${":
-                return "${"
-            if tok == "%%{":
-                return "%{"
-            return variables[m.group(1)]
-        return _TOKEN.sub(sub, value)
-    if isinstance(value, list):
-        return [evaluate(v, variables) for v in value]
-    if isinstance(value, Mapping):
-        return {evaluate(k, variables): evaluate(v, variables) for k, v in value.items()}
-    return value
-
-
-def compare_with_print(doc: Mapping[str, Any], printed: Mapping[str, Any], variables: Mapping[str, str]) -> list[str]:
-    """Differences between what we generated and what bake will do; empty means bake understood every attribute."""
-    problems = []
-    for name, target in doc["target"].items():
-        got = printed.get("target", {}).get(name)
-        if got is None:
-            problems.append(f"target {name}: missing from bake --print")
-            continue
-        for key, value in target.items():
-            if key not in got:
-                problems.append(f"target {name}: attribute {key!r} was dropped by this buildx")
-                continue
-            want = evaluate(value, variables)
-            if want is not None and key not in ("context", "dockerfile") and got[key] != want:
-                problems.append(f"target {name}: {key} is {got[key]!r} in bake, generated {want!r}")
-    return problems
-
-
-def generate(config: Config, docker: Docker | None, *, formats: Sequence[str] | None = None,
-             check: bool = True) -> list[Path]:
-    """Write the bake files atomically, then check with ``bake --print`` that buildx reads them as meant.
-
-    If the check fails the previous files are restored, so a bad generation never replaces a good one.
-    """
-    buildx = docker.buildx_version() if docker is not None else None
-    files = render_files(config, buildx, formats)
-    if docker is not None and docker.runner.dry_run:
-        for path in files:
-            print(f"would write {os.path.relpath(path)}")
-        return list(files)
-    previous = {p: p.read_text(encoding="utf-8") for p in files if p.exists()}
-    write_files(files)
-    if check and docker is not None:
-        doc = bakefile.document(config, buildx)
-        variables = bake_variables(config, env={})
-        try:
-            for path in files:
-                printed = docker.bake_print([path.relative_to(config.root)], ["default"], variables, config.root)
-                problems = compare_with_print(doc, printed, variables)
-                if problems:
-                    raise BakeryError(f"{path.name}: buildx does not read it as generated: {problems[0]}"
-                                      + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
-        except BaseException:
-            write_files(previous) if previous else None
-            for p in files:
-                if p not in previous:
-                    p.unlink(missing_ok=True)
-            raise
-    return list(files)
-
-
-# --------------------------------------------------------------------------- build
 @dataclass(frozen=True)
 class BuildRequest:
     groups: tuple[str, ...] = ()
@@ -151,6 +60,17 @@ class BuildResult:
 _VERTEX = re.compile(r"^#(\d+) \[([^\]]+)\] (.*)$")
 _VERTEX_ERR = re.compile(r"^#(\d+) ERROR: (.*)$")
 _BAKE_ERR = re.compile(r"^ERROR: (?:target ([\w.-]+): )?(.*)$")
+_GRANTS = re.compile(r'^Pass "(--allow=[^"]+)" to grant requested privileges')
+
+
+def _missing_grants(lines: Sequence[str]) -> str:
+    """bake (0.20+) stopped for entitlements bakery did not derive from the file: name them and where they go."""
+    for line in lines:
+        if m := _GRANTS.match(line.strip()):
+            return (f"build failed: buildx asks for {m.group(1)} (bakery grants only what its file needs: contexts "
+                    "and local cache dirs outside the repository, `network: host`, `entitlements`); add the "
+                    "grant to the image's `bake: {entitlements: [...]}` or move the path inside the repository")
+    return ""
 
 
 def explain_failure(lines: Sequence[str], targets: Sequence[TargetInfo]) -> str:
@@ -160,6 +80,8 @@ def explain_failure(lines: Sequence[str], targets: Sequence[TargetInfo]) -> str:
     non-fatal vertex errors (a cache ref that does not exist yet) are passed over. Bake prefixes step labels
     with the target only when it builds more than one target.
     """
+    if grants := _missing_grants(lines):
+        return grants
     names: dict[str, tuple[str, str]] = {}
     errors: list[tuple[str, str, str]] = []
     final = ""
@@ -191,14 +113,21 @@ def explain_failure(lines: Sequence[str], targets: Sequence[TargetInfo]) -> str:
     return f"build failed: {where}: {why}"
 
 
-def build(config: Config, docker: Docker, request: BuildRequest) -> BuildResult:
+def build(config: Config, docker: Docker, request: BuildRequest, out: TextIO = sys.stdout) -> BuildResult:
     """Generate, run bake (one per builder, concurrently, when groups map to several builders), record digests
     and, with push, stitch one index per image. Nothing is stitched when any target fails."""
     names = bakefile.select_targets(config, request.groups, request.images)
     infos = bakefile.target_infos(config, names)
     variables = bake_variables(config, request.tag, request.cache_scope)
     tag = variables[VAR_TAG]
-    files = generate(config, docker, formats=["json"], check=request.check)
+    caps = docker.capabilities()
+    doc = bakefile.document(config, caps)
+    files = generate(config, docker, out, formats=["json"], check=request.check, doc=doc)
+    evaluated = evaluated_targets(doc, variables)
+    if not docker.runner.dry_run:
+        for directory in entitlements.cache_dirs(evaluated, names, config.root):
+            directory.mkdir(parents=True, exist_ok=True)
+    allow = entitlements.grants(evaluated, names, config.root, caps)
     out_dir = config.root / config.bake_dir
     bake_files = [files[0].relative_to(config.root)] + overlay_files(config)
     token = str(os.getpid())
@@ -209,14 +138,16 @@ def build(config: Config, docker: Docker, request: BuildRequest) -> BuildResult:
         bake_files.append(run_overlay.relative_to(config.root))
     jobs = fanout.jobs_for(fanout.by_builder(config, infos), config.builders, out_dir, token)
     options = fanout.BakeOptions(tuple(bake_files), variables, config.root, push=request.push, load=request.load,
-                                 no_cache=request.no_cache, progress=request.progress)
+                                 no_cache=request.no_cache, progress=request.progress, allow=tuple(allow))
     result = BuildResult(tag)
     try:
         meta = fanout.run_jobs(docker, jobs, options, explain_failure, config.fanout)
     finally:
         run_overlay.unlink(missing_ok=True)
     if docker.runner.dry_run:
-        _plan_stitch(config, infos, tag, request, variables)
+        if request.push and request.stitch:
+            for line in stitch.plan_lines(config, _images(infos), tag, variables[VAR_REGISTRY]):
+                print(line, file=out)
         return result
     for info in infos:
         entry = meta.get(info.name, {})
@@ -228,7 +159,8 @@ def build(config: Config, docker: Docker, request: BuildRequest) -> BuildResult:
                    f"{bakefile.intermediate_tag(config, info.group, tag)}",
         }
     if request.push and request.stitch:
-        _stitch_all(config, infos, result, variables)
+        built = {name: t["digest"] for name, t in result.targets.items()}
+        _record(result, stitch.stitch_images(config, _images(infos), tag, variables[VAR_REGISTRY], built))
     write_results(config, result)
     return result
 
@@ -239,42 +171,13 @@ def overlay_files(config: Config) -> list[Path]:
     return [Path(config.bake_dir) / n for n in names if (config.root / config.bake_dir / n).is_file()]
 
 
-def _plan_stitch(config: Config, infos: Sequence[TargetInfo], tag: str, request: BuildRequest,
-                 variables: Mapping[str, str]) -> None:
-    if not (request.push and request.stitch):
-        return
-    for image in dict.fromkeys(i.image for i in infos):
-        img = config.images[image]
-        parts = " ".join(f"{variables[VAR_REGISTRY]}/{img.repository}:{bakefile.intermediate_tag(config, g, tag)}"
-                         for g in img.platform_groups)
-        print(f"would stitch {variables[VAR_REGISTRY]}/{img.repository}:{tag} <- {parts}")
+def _images(infos: Sequence[TargetInfo]) -> list[str]:
+    return list(dict.fromkeys(i.image for i in infos))
 
 
-def _stitch_all(config: Config, infos: Sequence[TargetInfo], result: BuildResult,
-                variables: Mapping[str, str]) -> None:
-    """One index per image under the public tag, from all of the image's groups (built now or earlier)."""
-    registry, prefix = registry_for(variables[VAR_REGISTRY])
-    tag = result.tag
-    for image in dict.fromkeys(i.image for i in infos):
-        img = config.images[image]
-        repo = f"{prefix}/{img.repository}" if prefix else img.repository
-        sources: list[tuple[str, Sequence[str]]] = []
-        missing = []
-        for group in img.platform_groups:
-            built = result.targets.get(target_name(img.name, group))
-            digest = built["digest"] if built else registry.head_manifest(
-                repo, bakefile.intermediate_tag(config, group, tag))
-            if not digest:
-                missing.append(bakefile.intermediate_tag(config, group, tag))
-            else:
-                sources.append((digest, config.platform_groups[group].platforms))
-        if missing:
-            result.notes.append(f"{image}: not stitched yet: {', '.join(missing)} missing in {repo} "
-                                f"(build those groups with the same --tag, then `invoke stitch --tag {tag}`)")
-            continue
-        done: Stitched = stitch(registry, repo, [tag], sources)
-        result.images[image] = {"ref": f"{variables[VAR_REGISTRY]}/{img.repository}:{tag}", "digest": done.digest,
-                                "platforms": list(done.platforms), "sources": list(done.sources)}
+def _record(result: BuildResult, done: stitch.Stitching) -> None:
+    result.images.update(done.images)
+    result.notes.extend(done.notes)
 
 
 def stitch_tag(config: Config, tag: str, images: Sequence[str] = ()) -> BuildResult:
@@ -283,7 +186,7 @@ def stitch_tag(config: Config, tag: str, images: Sequence[str] = ()) -> BuildRes
     names = bakefile.select_targets(config, (), images)
     infos = bakefile.target_infos(config, names)
     result = BuildResult(variables[VAR_TAG])
-    _stitch_all(config, infos, result, variables)
+    _record(result, stitch.stitch_images(config, _images(infos), result.tag, variables[VAR_REGISTRY], {}))
     write_results(config, result)
     return result
 

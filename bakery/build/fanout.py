@@ -48,6 +48,7 @@ class BakeOptions:
     load: bool = False
     no_cache: bool = False
     progress: str = "plain"
+    allow: tuple[str, ...] = ()   # --allow grants the file needs (buildx >= 0.17)
 
 
 def jobs_for(plan: Mapping[str, Sequence[TargetInfo]], builders: Mapping[str, Builder], out_dir: Path,
@@ -86,7 +87,7 @@ def run_jobs(base: Docker, jobs: Sequence[Job], options: BakeOptions, explain: A
         docker = docker_for(base, job.builder)
         argv = docker.bake_argv(options.files, [t.name for t in job.targets], push=options.push, load=options.load,
                                 no_cache=options.no_cache, metadata_file=job.metadata.relative_to(options.cwd),
-                                progress=options.progress)
+                                progress=options.progress, allow=options.allow)
         label = job.builder.name if len(job.targets) > 1 or len(builders_in_order) > 1 else ""
         if job.builder.max_parallel is not None:
             label = f"{job.builder.name} {job.targets[0].name}"
@@ -120,14 +121,22 @@ def run_jobs(base: Docker, jobs: Sequence[Job], options: BakeOptions, explain: A
                 run(job)
             return
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"bake-{name}") as pool:
-            list(pool.map(run, mine))
+            try:
+                list(pool.map(run, mine))
+            except BaseException:
+                _stop(state)
+                raise
 
     try:
         if len(builders_in_order) == 1:
             run_builder(builders_in_order[0])
         else:
             with ThreadPoolExecutor(max_workers=fanout or len(builders_in_order), thread_name_prefix="fanout") as pool:
-                list(pool.map(run_builder, builders_in_order))
+                try:
+                    list(pool.map(run_builder, builders_in_order))
+                except BaseException:
+                    _stop(state)   # SIGTERM reaches only bakery: stop the bakes before the pool waits for them
+                    raise
         if state.failures:
             raise BakeryError(state.failures[0])
         merged: dict[str, Any] = {}
@@ -156,6 +165,14 @@ def transient(tail: Sequence[str]) -> str:
             if m:
                 return m.group(1)
     return ""
+
+
+def _stop(state: _Run) -> None:
+    with state.lock:
+        state.cancelled = True
+        running = [p for p in state.procs.values() if p.poll() is None]
+    for proc in running:
+        proc.send_signal(signal.SIGINT)
 
 
 def _started(state: _Run, proc: subprocess.Popen[str]) -> None:

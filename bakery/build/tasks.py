@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from invoke import Context, task
+from invoke import Context, Exit, task
 
 from bakery.build import build as build_mod
+from bakery.build import check as check_mod
+from bakery.build import generate as generate_mod
 from bakery.cli import config_from, docker_from, errors_to_exit
 from bakery.doctor.checks import preflight
 from bakery.errors import BakeryError
@@ -21,7 +23,7 @@ def generate(c: Context, hcl: bool = False, config: str | None = None, check: bo
     cfg = config_from(c, config)
     formats = list(cfg.formats) + (["hcl"] if hcl and "hcl" not in cfg.formats else [])
     docker = docker_from(c, cfg) if check else None
-    for path in build_mod.generate(cfg, docker, formats=formats, check=check):
+    for path in generate_mod.generate(cfg, docker, sys.stdout, formats=formats, check=check):
         print(f"wrote {path.relative_to(cfg.root)}")
 
 
@@ -51,7 +53,7 @@ def build(c: Context, group: list[str] | None = None, image: list[str] | None = 
                                      progress=progress, stitch=not no_stitch)
     if not dry_run:
         preflight(cfg, docker, request.groups, request.images)
-    result = build_mod.build(cfg, docker, request)
+    result = build_mod.build(cfg, docker, request, sys.stdout)
     if dry_run:
         return
     for name, t in result.targets.items():
@@ -61,6 +63,26 @@ def build(c: Context, group: list[str] | None = None, image: list[str] | None = 
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"results: {Path(cfg.bake_dir) / build_mod.RESULTS_FILE}")
+
+
+@task(iterable=["group", "image"],
+      help={"group": "platform group to check (repeatable; default all)", "image": "image to check (repeatable)",
+            "strict": "exit 1 when any check finds something", "config": "path of bakery.yaml"})
+@errors_to_exit
+def check(c: Context, group: list[str] | None = None, image: list[str] | None = None, strict: bool = False,
+          config: str | None = None) -> None:
+    """Run the Dockerfile build checks of every target (buildx >= 0.16): Dockerfile:LINE: rule: message."""
+    cfg = config_from(c, config)
+    docker = docker_from(c, cfg)
+    found = check_mod.run_checks(cfg, docker, sys.stderr, tuple(group or ()), tuple(image or ()))
+    if found is None:
+        print(f"bakery: {check_mod.unavailable(docker)}", file=sys.stderr)
+        return
+    for warning in found:
+        print(warning)
+    print(f"{len(found)} finding(s)" if found else "no findings", file=sys.stderr)
+    if found and strict:
+        raise Exit(code=1)
 
 
 @task(iterable=["image"], help={"tag": "the tag whose per-group refs to stitch", "image": "image (repeatable)"})

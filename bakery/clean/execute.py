@@ -1,163 +1,75 @@
-"""``bakery clean``: registry retention (snapshot -> plan -> execute -> validate) and local cleanup.
+"""``bakery clean`` on the registry: plan a repository (snapshot -> :func:`bakery.clean.retention.plan`), then
+execute the plan and verify the whole repository afterwards.
 
-The plan comes from the pure planner :func:`bakery.clean.retention.plan`, the same for the dry run and the real run.
-Executing a plan (:func:`execute`):
+The plan comes from the pure planner, the same for the dry run and the real run. :func:`execute` runs these
+phases, each a function of its own (:class:`Execution` carries what they share):
 
-1. re-reads every tag (list + HEAD). A tag the plan removes that now points elsewhere is skipped and reported,
-   and nothing its old digest leads to is deleted; the graph of every tag that changed or appeared since the
-   snapshot is protected (never deleted);
-2. writes a *journal*: an OCI index tagged ``bakery-clean-journal-<time>-<n>`` (annotation
-   ``dev.bakery.clean.execute: journal``) listing the digests it is about to delete. Registry 2.8 cannot list untagged
-   manifests, so without it an interrupted run would leave children nobody can find; the next run sees the
-   journal tag, the planner removes it like any leftover and deletes what it lists (unless something kept
-   uses it). The journal is deleted last, once everything else is done;
-3. removes tags that share a digest with something kept without touching the digest: OCI tag DELETE when a
-   probe proves the registry deletes only the tag, else (registry 2.8) it points the tag at a unique tiny
-   placeholder manifest (:func:`bakery.manifest.drafts.untag_manifest`, annotation ``dev.bakery.clean.execute: untag``, as
-   ``manifest.rm`` writes) and deletes that placeholder by digest. All
-   placeholders are PUT before any is deleted: on 2.8 a manifest DELETE reads every tag's link, and a link
-   being written at that moment makes the DELETE fail half-way, leaving the digest's tags dangling;
-4. deletes digests parents first, level by level (an index before its children, a subject before its
-   referrers), re-checking each removed tag just before its digest goes. A DELETE is sent only for a digest
-   that resolved as a manifest in the snapshot; 404 counts as done. A digest that something surviving still
-   lists (a skipped parent) is kept. The first error stops the run after the current level: what is left is
-   in the journal, and a re-run finishes the job. A removed tag still listed but resolving to nothing (left
-   dangling by such a half-way DELETE, e.g. racing a push) is then removed the placeholder way;
-5. validates: every kept tag resolves, and every manifest a kept tag reaches resolves.
+1. :func:`probe_delete`: one DELETE of a digest that cannot exist; a registry that refuses DELETE (405, as GHCR
+   and Docker Hub do, or distribution with ``storage.delete.enabled: false``) stops the run here, before anything
+   is written, with one line saying what the registry needs;
+2. :func:`since_snapshot` re-reads every tag (list + HEAD). A tag the plan removes that now points elsewhere is
+   skipped and reported, and nothing its old digest leads to is deleted; the graph of every tag that changed or
+   appeared since the snapshot is protected (never deleted; :class:`bakery.clean.guard.Guard`);
+3. :func:`journal_phase` writes the journal: the digests it is about to delete with their bytes, and the tags
+   it removes (:mod:`bakery.clean.journal`); the journal is deleted last, once everything else is done;
+4. :func:`remove_shared_tags` removes tags that share a digest with something kept without touching the digest:
+   OCI tag DELETE when a probe proves the registry deletes only the tag, else (registry 2.8) it points the tag at
+   a unique tiny placeholder manifest and deletes that placeholder by digest. All placeholders are PUT before any
+   is deleted: on 2.8 a manifest DELETE reads every tag's link, and a link being written at that moment makes the
+   DELETE fail half-way, leaving the digest's tags dangling;
+5. :func:`delete_digests` deletes digests parents first, level by level (an index before its children, a subject
+   before its referrers). Before each level every tag is re-read again; right before each DELETE the tag list is
+   read once more (:meth:`Guard.check`) and each removed tag of that digest re-checked. A DELETE is sent only for
+   a digest that resolved as a manifest in the snapshot; 404 counts as done. A digest that something surviving
+   still lists (a skipped parent) is kept. The first error stops the run after the current level: what is left
+   is in the journal, and a re-run finishes the job;
+6. :func:`repair_dangling`: a removed tag still listed but resolving to nothing (left dangling by such a half-way
+   DELETE, e.g. racing a push), or whose digest a concurrent publish made stay, is removed the placeholder way;
+7. :func:`verify_phase` (also after a run that stopped): every tag of the repository and everything it reaches
+   is checked, and what is missing is PUT back from the bytes the run holds (:mod:`bakery.clean.repair`); then
+   :func:`delete_journal`.
 
-Local cleanup (:func:`local_steps`): ``docker buildx prune`` per builder the config uses (``--keep-storage``,
-``--filter``), ``docker buildx rm`` for builders named with bakery's prefix that the config no longer uses, and
-``docker image prune`` for dangling images. All through :class:`~bakery.process.Runner`.
+Every read goes through :class:`bakery.clean.snapshot.Reader`; local cleanup is :mod:`bakery.clean.local`.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import secrets
-import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from bakery.build import bakefile
-from bakery.config.variables import VAR_REGISTRY, bake_variables
-from bakery.oci.registry import registry_for
-from bakery.config.model import Config, suggest
-from bakery.docker import Docker, docker_for
-from bakery.errors import BakeryError, ConfigError, RegistryError
-from bakery.manifest.drafts import ensure_empty_config, untag_manifest
-from bakery.oci.reference import split_domain
-from bakery.oci.registry import OCI_INDEX, OCI_MANIFEST, Registry
-from bakery.clean.retention import DELETE_DIGEST, MANIFEST_MEDIA_TYPES, Graph, Manifest, Plan, Policy, Snapshot, TagAction
-from bakery.clean.retention import parse_policy
+from bakery.clean.guard import Guard
+from bakery.clean.journal import Untagging, journal_bytes, write_journal
+from bakery.clean.model import DELETE_DIGEST, Node, Plan, Policy, Snapshot, TagAction
+from bakery.clean.policy import Target, needs_created
+from bakery.clean.repair import validate
 from bakery.clean.retention import plan as make_plan
-from bakery.clean.snapshot import CREATED, LEFTOVER, Parallel, ProgressFn, Reader, build_snapshot, parallel, take
-from bakery.oci.index import make_index
+from bakery.clean.snapshot import Parallel, ProgressFn, Reader, parallel, take
+from bakery.errors import BakeryError, RegistryError
+from bakery.oci.registry import ALL_MANIFEST_TYPES, Registry
+from bakery.oci.untag import delete_refused
 
 __all__ = [
-    "JOURNAL_TAG",
+    "Changes",
     "Event",
-    "LocalStep",
+    "Execution",
     "Outcome",
     "RepoPlan",
     "Target",
+    "delete_digests",
+    "delete_journal",
     "execute",
-    "local_steps",
-    "needs_created",
+    "journal_phase",
     "plan_target",
-    "policy_for",
-    "registry_client",
-    "registry_ref",
-    "run_local",
-    "targets",
+    "probe_delete",
+    "remove_shared_tags",
+    "repair_dangling",
+    "since_snapshot",
     "validate",
+    "verify_phase",
 ]
-
-JOURNAL_TAG = "bakery-clean-journal-"
-JOURNAL_CHUNK = 1000                      # descriptors per journal index (keeps each one well under 1 MB)
-_SIZE = re.compile(r"^\d+(\.\d+)?\s*([kmgtp]i?b?|b)?$", re.IGNORECASE)
-
-
-# --------------------------------------------------------------------------- targets and policy
-@dataclass(frozen=True)
-class Target:
-    image: str          # the image's name in bakery.yaml
-    ref: str            # <registry host>/<repository path>, as users write it
-    repository: str     # the repository path on the registry
-
-
-def registry_ref(config: Config, registry: str | None = None) -> str:
-    """The registry name prefix clean works on: ``registry``, else the one builds push to (``BAKERY_REGISTRY``,
-    else the config's ``registry``)."""
-    return registry or bake_variables(config)[VAR_REGISTRY]
-
-
-def registry_client(config: Config, registry: str | None = None) -> Registry:
-    client, _ = registry_for(registry_ref(config, registry))
-    return client
-
-
-def targets(config: Config, images: Sequence[str] = (), registry: str | None = None) -> list[Target]:
-    """The repositories of the config's images (``--image`` narrows them), under :func:`registry_ref`."""
-    prefix_ref = registry_ref(config, registry)
-    _, prefix = registry_for(prefix_ref)
-    host = split_domain(prefix_ref)[0] or "docker.io"
-    for name in images:
-        if name not in config.images:
-            raise BakeryError(f"--image {name}: no such image in {config.source}; "
-                              f"{suggest(name, sorted(config.images))}")
-    out: list[Target] = []
-    seen: set[str] = set()
-    for name in sorted(set(images) or config.images):
-        image = config.images[name]
-        repository = f"{prefix}/{image.repository}" if prefix else image.repository
-        if repository not in seen:
-            seen.add(repository)
-            out.append(Target(name, f"{host}/{repository}", repository))
-    return out
-
-
-def policy_for(config: Config) -> Policy:
-    """``retention:`` from bakery.yaml, plus what the project's own config says about its built-in tags:
-    the per-group intermediate ref templates and the registry cache tag pattern."""
-    policy = parse_policy(config.raw.get("retention") or {}, config.source)
-    known = sorted({*config.images, *(i.repository for i in config.images.values())})
-    for i, rule in enumerate(policy.rules):
-        for j, name in enumerate(rule.images):
-            if name not in known:
-                raise ConfigError(config.source, f"retention.rules[{i}].images[{j}]",
-                                  f"unknown image {name!r}; {suggest(name, known)}")
-    intermediate = tuple(sorted({config.intermediate_tag.replace("{group}", g) for g in config.platform_groups}))
-    builtin = tuple(p for p in (_cache_tag_pattern(config),) if p)
-    return replace(policy, intermediate=intermediate, builtin=builtin)
-
-
-def _cache_tag_pattern(config: Config) -> str | None:
-    """A regex for the tags ``cache.ref`` produces, when it names a tag with some literal text in it."""
-    if config.cache.type != "registry":
-        return None
-    ref = config.cache.ref
-    tag = ref.rsplit(":", 1)[1] if ":" in ref.rsplit("/", 1)[-1] else ""
-    if not tag:
-        return None
-    groups = "|".join(re.escape(g) for g in sorted(config.platform_groups))
-    images = "|".join(re.escape(i) for i in sorted(config.images))
-    parts = re.split(r"(\{[a-z_]+\})", tag)
-    literal = "".join(p for p in parts if not p.startswith("{"))
-    if len(literal) < 2:
-        return None
-    fill = {"{group}": f"(?:{groups})", "{image}": f"(?:{images})", "{scope}": r"[\w][\w.-]*"}
-    return "".join(fill.get(p, ".+") if p.startswith("{") else re.escape(p) for p in parts if p)
-
-
-def needs_created(policy: Policy) -> bool:
-    """Whether any decision depends on image age (else the snapshot skips reading config blobs)."""
-    untagged = policy.untagged
-    counted = isinstance(untagged, int) and not isinstance(untagged, bool) and untagged > 0
-    return counted or any(r.older_than is not None or (r.keep_last or 0) > 0 for r in policy.rules)
 
 
 # --------------------------------------------------------------------------- plan
@@ -168,18 +80,21 @@ class RepoPlan:
     plan: Plan
     now: datetime
     seconds: float = 0.0     # snapshot + plan wall time
+    raw: Mapping[str, bytes] = field(default_factory=dict)   # digest -> bytes of every manifest the snapshot read
 
 
 def plan_target(registry: Registry, target: Target, policy: Policy, now: datetime, *, workers: int = 8,
                 progress: ProgressFn | None = None) -> RepoPlan:
     """Snapshot one repository and plan it. Reads only."""
     started = time.monotonic()
+    reader = Reader(registry, target.repository, workers=workers, progress=progress)
     snap = take(registry, target.repository, image=target.image, workers=workers,
-                need_created=needs_created(policy), progress=progress)
-    return RepoPlan(target, snap, make_plan(snap, policy, now), now, time.monotonic() - started)
+                need_created=needs_created(policy), progress=progress, reader=reader)
+    raw = {digest: found.raw for digest, found in reader.fetched.items()}
+    return RepoPlan(target, snap, make_plan(snap, policy, now), now, time.monotonic() - started, raw)
 
 
-# --------------------------------------------------------------------------- execute
+# --------------------------------------------------------------------------- outcome
 @dataclass(frozen=True)
 class Event:
     action: str        # untag | delete | journal | skip | fail
@@ -200,10 +115,13 @@ class Outcome:
     journal: list[str] = field(default_factory=list)      # journal tags written (and deleted when complete)
     complete: bool = True
     seconds: float = 0.0
+    refused: str = ""        # the registry refuses DELETE: what it needs (nothing was changed)
+    restored: list[str] = field(default_factory=list)     # digests PUT back because a concurrent publish needs them
+    verified: tuple[int, int] = (0, 0)                    # (tags, manifests) the verification checked
 
     @property
     def ok(self) -> bool:
-        return self.complete and not self.problems
+        return self.complete and not self.problems and not self.refused
 
     def to_dict(self) -> dict[str, Any]:
         return {"repository": self.repository, "complete": self.complete, "ok": self.ok,
@@ -211,6 +129,8 @@ class Outcome:
                 "skipped": [e.to_dict() for e in sorted(self.skipped, key=_event_key)],
                 "failed": [e.to_dict() for e in sorted(self.failed, key=_event_key)],
                 "validation_problems": sorted(self.problems), "journal": list(self.journal),
+                "refused": self.refused, "restored": sorted(self.restored),
+                "verified": {"tags": self.verified[0], "manifests": self.verified[1]},
                 "seconds": round(self.seconds, 3)}
 
 
@@ -222,183 +142,302 @@ class _Skip(Exception):
     """An action that must not happen any more (the registry changed since the snapshot)."""
 
 
-@dataclass
-class _State:
-    """Per-repository facts learnt while executing (shared by the worker threads)."""
+class _Blocked(_Skip):
+    """A digest a current tag reaches: it stays, the removed tags on it are still removed (alone)."""
 
-    tag_delete: bool | None = None      # None: not probed yet
-    empty_blob: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
+
+# --------------------------------------------------------------------------- execute
+@dataclass
+class Execution:
+    """One repository's run: what every phase reads, and the :class:`Outcome` they fill in."""
+
+    registry: Registry
+    reader: Reader
+    repo_plan: RepoPlan
+    out: Outcome
+    workers: int = 8
+    progress: ProgressFn | None = None
+    untagging: Untagging = field(init=False)
+    guard: Guard = field(init=False)
+    changes: Changes = field(init=False)
+    journal: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.untagging = Untagging(self.registry, self.reader)
+        self.guard = Guard(self.reader, self.repo_plan.snapshot)
+        self.changes = Changes(blocked=self.guard.blocked)
+
+    @property
+    def snap(self) -> Snapshot:
+        return self.repo_plan.snapshot
+
+    @property
+    def plan(self) -> Plan:
+        return self.repo_plan.plan
+
+    @property
+    def repo(self) -> str:
+        return self.repo_plan.snapshot.repository
+
+    def phase(self, name: str) -> Callable[[int, int], None] | None:
+        progress = self.progress
+        return None if progress is None else (lambda d, t: progress(name, d, t))
+
+    def tell(self, name: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(name, done, total)
+
+
+@dataclass
+class Changes:
+    """What moved since the snapshot: removed tags that were re-pushed (kept, with their digest), and the
+    digests that must not be deleted ({digest: why})."""
+
+    skipped_tags: set[str] = field(default_factory=set)
+    blocked: dict[str, str] = field(default_factory=dict)
 
 
 def execute(registry: Registry, repo_plan: RepoPlan, *, workers: int = 8, progress: ProgressFn | None = None,
             validate_after: bool = True) -> Outcome:
     """Carry out a plan (see the module docstring). Never raises for registry errors: they stop the run and
-    are recorded in ``Outcome.failed`` (``complete`` is False); a re-run finishes the job."""
+    are recorded in ``Outcome.failed`` (``complete`` is False); a re-run finishes the job. The verification (and
+    repair) runs unless the registry refused DELETE; ``validate_after=False`` skips it when nothing was deleted."""
     started = time.monotonic()
     snap, plan = repo_plan.snapshot, repo_plan.plan
-    repo = snap.repository
-    out = Outcome(repo)
-    reader = Reader(registry, repo, workers=workers, progress=progress)
+    out = Outcome(snap.repository)
+    run = Execution(registry, Reader(registry, snap.repository, workers=workers, progress=progress), repo_plan, out,
+                    workers, progress)
     try:
         if not plan.is_empty:
-            _execute(registry, reader, repo_plan, out, workers, progress)
+            _phases(run)
     except RegistryError as exc:
         out.complete = False
-        out.failed.append(Event("fail", repo, str(exc)))
-    if validate_after and out.complete:
+        out.failed.append(Event("fail", snap.repository, str(exc)))
+    deleted = any(e.action == "delete" for e in out.done)
+    if not out.refused and (validate_after or deleted) and verify_phase(run) and out.complete:
         try:
-            out.problems = validate(registry, snap, [t for t in plan.keep_tags], workers=workers,
-                                    progress=progress)
+            delete_journal(run, run.journal)
         except RegistryError as exc:
-            out.problems = [f"validation could not finish: {exc}"]
+            out.complete = False
+            out.failed.append(Event("fail", snap.repository, f"deleting the journal: {exc}"))
     out.seconds = time.monotonic() - started
     return out
 
 
-def _execute(registry: Registry, reader: Reader, rp: RepoPlan, out: Outcome, workers: int,
-             progress: ProgressFn | None) -> None:
-    snap, plan = rp.snapshot, rp.plan
-    repo = snap.repository
-    state = _State()
+def _phases(run: Execution) -> None:
+    if not probe_delete(run):
+        return
+    changes = since_snapshot(run)
+    run.journal = journal_phase(run, changes)
+    if remove_shared_tags(run, changes) and delete_digests(run, changes):
+        repair_dangling(run, changes)
 
-    # 1. what changed since the snapshot: every tag, so that the new graph of a re-pushed tag is protected even
-    #    where it reuses what another removal deletes (removed tags are re-checked again just before acting)
-    current = reader.head_tags(reader.list_tags())
-    changed = {t: d for t, d in current.items() if d is not None and snap.tags.get(t) != d}
-    live: dict[str, str] = {}           # digest -> the changed tag that uses it
-    if changed:
-        reader.walk(set(changed.values()))
-        fresh = build_snapshot(reader, repo, changed, {}, need_created=False)
-        merged = {**fresh.manifests, **snap.manifests}
-        for tag, digest in sorted(changed.items()):
-            for d in _reach([digest], merged):
-                live.setdefault(d, tag)
-    skipped_tags: set[str] = set()
+
+def probe_delete(run: Execution) -> bool:
+    """Phase 1: whether this registry deletes manifests at all; before anything is written."""
+    reason = delete_refused(run.registry, run.repo)
+    if reason is not None:
+        run.out.refused = reason
+        run.out.complete = False
+    return reason is None
+
+
+def since_snapshot(run: Execution) -> Changes:
+    """Phase 2: every tag re-read, so that the new graph of a re-pushed tag is protected even where it reuses
+    what another removal deletes (removed tags are re-checked again just before acting)."""
+    plan = run.plan
+    current = run.guard.refresh()
+    changes = run.changes
     for action in plan.remove_tags:
         now_at = current.get(action.tag)
         if now_at is not None and now_at != action.digest:   # (a dangling tag that resolves again: re-pushed)
-            skipped_tags.add(action.tag)
-            out.skipped.append(Event("skip", action.tag, f"re-pushed since the snapshot (now {now_at}); kept"))
-    blocked: dict[str, str] = {d: f"used by tag {t}, changed since the snapshot" for d, t in live.items()}
+            changes.skipped_tags.add(action.tag)
+            run.out.skipped.append(Event("skip", action.tag, f"re-pushed since the snapshot (now {now_at}); kept"))
     for action in plan.remove_tags:
-        if action.tag in skipped_tags and action.method == DELETE_DIGEST:
-            blocked.setdefault(action.digest, f"its tag {action.tag} was re-pushed since the snapshot")
+        if action.tag in changes.skipped_tags and action.method == DELETE_DIGEST:
+            changes.blocked.setdefault(action.digest, f"its tag {action.tag} was re-pushed since the snapshot")
+    return changes
 
-    # 2. journal of what is about to be deleted
-    planned = [a.digest for a in plan.delete_digests]
-    to_journal = [d for d in planned if d not in blocked]
-    journal = _write_journal(registry, snap, to_journal, rp.now, reader) if to_journal else []
-    out.journal = [tag for tag, _ in journal]
-    out.done.extend(Event("journal", tag, f"wrote {digest}") for tag, digest in journal)
 
-    # 3. tags whose digest stays. Registry 2.8 answers a manifest DELETE by reading every tag's link, and a link
-    #    being written by a concurrent PUT makes that DELETE fail half-way (manifest gone, its tags left dangling),
-    #    so no tag is written while a DELETE runs: probe once, PUT every placeholder, then DELETE them.
-    retags = [a for a in plan.remove_tags if a.method != DELETE_DIGEST and a.tag not in skipped_tags]
-    if retags and _probe_tag_delete(registry, repo, state):
-        def tag_delete(action: TagAction) -> Event:
-            _recheck(reader, action)
-            registry.request("DELETE", f"/v2/{repo}/manifests/{action.tag}", scope=f"repository:{repo}:delete",
-                             ok=(202, 404))
-            return Event("untag", action.tag, "tag DELETE")
-        run = parallel(tag_delete, retags, workers=workers, progress=_phase(progress, "removing tags"))
-        _collect(run, retags, lambda a: a.tag, out)
-    elif retags:
-        _ensure_empty_blob(registry, repo, state)
+def journal_phase(run: Execution, changes: Changes) -> list[tuple[str, str]]:
+    """Phase 3: the journal of what is about to be deleted (with the bytes) and of the tags the run removes;
+    (tag, digest) of each journal index."""
+    to_journal = [a.digest for a in run.plan.delete_digests if a.digest not in changes.blocked]
+    tags = {a.tag: a.digest for a in run.plan.remove_tags if a.tag not in changes.skipped_tags and a.digest}
+    journal = write_journal(run.registry, run.reader, run.snap, to_journal, run.repo_plan.now, run.repo_plan.raw,
+                            tags) if to_journal or tags else []
+    run.guard.ignore.update(tag for tag, _ in journal)
+    run.out.journal = [tag for tag, _ in journal]
+    run.out.done.extend(Event("journal", tag, f"wrote {digest}") for tag, digest in journal)
+    return journal
 
-        def put(action: TagAction) -> str:
-            _recheck(reader, action)
-            return registry.put_manifest(repo, action.tag, placeholder(action.tag, repo, action.digest), OCI_MANIFEST)
 
-        run = parallel(put, retags, workers=workers, progress=_phase(progress, "re-pointing tags"))
-        placed = [(a, run.results[i]) for i, a in enumerate(retags) if run.results[i] is not None]
-        _collect(Parallel([None] * len(retags), run.errors, run.not_started), retags, lambda a: a.tag, out)
-        # placeholders that were put are deleted even when some PUT failed: no tag is left on a placeholder
-        gone = parallel(lambda item: registry.delete_manifest(repo, item[1]), placed, workers=workers,
-                        progress=_phase(progress, "removing tags"), stop_on_error=False)
-        for i, (action, digest) in enumerate(placed):
-            if i not in gone.errors:
-                out.done.append(Event("untag", action.tag, f"retag-then-delete (placeholder {digest})"))
-        _collect(Parallel([None] * len(placed), gone.errors, gone.not_started), [a for a, _ in placed],
-                 lambda a: a.tag, out)
-        run.errors.update({len(retags) + i: e for i, e in gone.errors.items()})
-    else:
-        run = Parallel([], {}, set())
-    if any(not isinstance(e, _Skip) for e in run.errors.values()):
-        out.complete = False
-        return
+def remove_shared_tags(run: Execution, changes: Changes) -> bool:
+    """Phase 4: the removed tags whose digest stays; whether the run may go on. Registry 2.8 answers a manifest
+    DELETE by reading every tag's link, and a link being written by a concurrent PUT makes that DELETE fail
+    half-way (manifest gone, its tags left dangling), so no tag is written while a DELETE runs: probe once, PUT
+    every placeholder, then DELETE them."""
+    retags = [a for a in run.plan.remove_tags if a.method != DELETE_DIGEST and a.tag not in changes.skipped_tags]
+    if not retags:
+        return True
+    errors = _delete_tags(run, retags) if run.untagging.tag_delete_works() else _retag_then_delete(run, retags)
+    if any(not isinstance(e, _Skip) for e in errors):
+        run.out.complete = False
+        return False
+    return True
 
-    # 4. digests, parents first, level by level
+
+def _delete_tags(run: Execution, retags: Sequence[TagAction]) -> list[BaseException]:
+    """Tag DELETE (the registry was probed to delete only the tag); the errors."""
+    def tag_delete(action: TagAction) -> Event:
+        _recheck(run.reader, action)
+        run.registry.delete_tag(run.repo, action.tag)
+        return Event("untag", action.tag, "tag DELETE")
+
+    result = parallel(tag_delete, retags, workers=run.workers, progress=run.phase("removing tags"))
+    _collect(result, retags, lambda a: a.tag, run.out)
+    return list(result.errors.values())
+
+
+def _retag_then_delete(run: Execution, retags: Sequence[TagAction]) -> list[BaseException]:
+    """Every tag onto a placeholder, then every placeholder deleted; the errors. Placeholders that were put are
+    deleted even when some PUT failed: no tag is left on a placeholder."""
+    run.untagging.ensure_empty_blob()
+
+    def put(action: TagAction) -> str:
+        _recheck(run.reader, action)
+        return run.untagging.retag(action.tag, action.digest)
+
+    result = parallel(put, retags, workers=run.workers, progress=run.phase("re-pointing tags"))
+    placed = [(a, result.results[i]) for i, a in enumerate(retags) if result.results[i] is not None]
+    _collect(Parallel([None] * len(retags), result.errors, result.not_started), retags, lambda a: a.tag, run.out)
+    gone = parallel(lambda item: run.registry.delete_manifest(run.repo, item[1]), placed, workers=run.workers,
+                    progress=run.phase("removing tags"), stop_on_error=False)
+    for i, (action, digest) in enumerate(placed):
+        if i not in gone.errors:
+            run.out.done.append(Event("untag", action.tag, f"retag-then-delete (placeholder {digest})"))
+    _collect(Parallel([None] * len(placed), gone.errors, gone.not_started), [a for a, _ in placed],
+             lambda a: a.tag, run.out)
+    return [*result.errors.values(), *gone.errors.values()]
+
+
+def delete_digests(run: Execution, changes: Changes) -> bool:
+    """Phase 5: the planned digests, parents first, level by level, every tag re-read before each level;
+    whether every level finished."""
+    snap = run.snap
     by_digest: dict[str, list[TagAction]] = {}
-    for action in plan.remove_tags:
-        if action.method == DELETE_DIGEST and action.tag not in skipped_tags:
+    for action in run.plan.remove_tags:
+        if action.method == DELETE_DIGEST and action.tag not in changes.skipped_tags:
             by_digest.setdefault(action.digest, []).append(action)
+    planned = [a.digest for a in run.plan.delete_digests]
     parents = _parents(snap.manifests)
-    planned_set = set(planned)
-    survivors = (set(snap.manifests) - planned_set) | set(blocked)
-    levels = _levels(planned, parents)
-    total = len(planned)
+    survivors = (set(snap.manifests) - set(planned)) | set(changes.blocked)
     finished = 0
+    for level in _levels(planned, parents):
+        run.guard.refresh()
+        for digest, why in list(run.guard.blocked.items()):
+            changes.blocked.setdefault(digest, why)
+        todo = _deletable(run, level, changes.blocked, parents, survivors)
 
-    def delete(digest: str) -> Event:
-        if digest not in snap.manifests or snap.manifests[digest].media_type not in MANIFEST_MEDIA_TYPES:
-            raise _Skip("did not resolve as a manifest in the snapshot; never deleted")   # defensive
-        for action in by_digest.get(digest, ()):
-            now_at = reader.head(action.tag)
-            if now_at is not None and now_at != digest:
-                raise _Skip(f"tag {action.tag} was re-pushed since the snapshot (now {now_at}); kept")
-        gone = registry.delete_manifest(repo, digest)
-        return Event("delete", digest, "deleted" if gone else "already gone")
-
-    for level in levels:
-        todo: list[str] = []
-        for digest in level:
-            why = blocked.get(digest)
-            holder = next((p for p in sorted(parents.get(digest, ())) if p in survivors), None)
-            if why is None and holder is not None:
-                why = f"still listed by {holder}, which stays"
-            if why is not None:
-                survivors.add(digest)
-                out.skipped.append(Event("skip", digest, why))
-            else:
-                todo.append(digest)
         def tell(done: int, _total: int, base: int = finished) -> None:
-            _tell(progress, "deleting", base + done, total)
+            run.tell("deleting", base + done, len(planned))
 
-        run = parallel(delete, todo, workers=workers, progress=tell)
+        result = parallel(lambda d: _delete(run, d, by_digest), todo, workers=run.workers, progress=tell)
         finished += len(level)
         for i, digest in enumerate(todo):
-            err = run.errors.get(i)
-            if isinstance(err, _Skip):
+            err = result.errors.get(i)
+            if err is not None or i in result.not_started:
                 survivors.add(digest)
+            if isinstance(err, _Skip) and not isinstance(err, _Blocked):
                 for action in by_digest.get(digest, ()):
-                    skipped_tags.add(action.tag)
-                    out.skipped.append(Event("skip", action.tag, str(err)))
-            elif err is not None or i in run.not_started:
-                survivors.add(digest)
-        _collect(run, todo, lambda d: d, out)
-        if any(not isinstance(e, _Skip) for e in run.errors.values()):
-            out.complete = False
-            return
-    _tell(progress, "deleting", total, total)
+                    changes.skipped_tags.add(action.tag)
+                    run.out.skipped.append(Event("skip", action.tag, str(err)))
+        _collect(result, todo, lambda d: d, run.out)
+        if any(not isinstance(e, _Skip) for e in result.errors.values()):
+            run.out.complete = False
+            return False
+    run.tell("deleting", len(planned), len(planned))
+    return True
 
-    # 5. a removed tag the registry still lists but that resolves to nothing (a DELETE that failed half-way, e.g.
-    #    racing a push) is removed the placeholder way, one at a time
-    gone_tags = {a.tag for a in plan.remove_tags if a.tag not in skipped_tags}
-    leftover = sorted(gone_tags & set(reader.list_tags()))
-    for tag, at in zip(leftover, reader.map("checking removed tags", reader.head, leftover)):
+
+def _deletable(run: Execution, level: Sequence[str], blocked: Mapping[str, str], parents: Mapping[str, set[str]],
+               survivors: set[str]) -> list[str]:
+    """The digests of one level that may go; the others join ``survivors`` and are reported as skipped."""
+    todo: list[str] = []
+    for digest in level:
+        why = blocked.get(digest)
+        holder = next((p for p in sorted(parents.get(digest, ())) if p in survivors), None)
+        if why is None and holder is not None:
+            why = f"still listed by {holder}, which stays"
+        if why is not None:
+            survivors.add(digest)
+            run.out.skipped.append(Event("skip", digest, why))
+        else:
+            todo.append(digest)
+    return todo
+
+
+def _delete(run: Execution, digest: str, by_digest: Mapping[str, Sequence[TagAction]]) -> Event:
+    manifests = run.snap.manifests
+    if digest not in manifests or manifests[digest].media_type not in ALL_MANIFEST_TYPES:
+        raise _Skip("did not resolve as a manifest in the snapshot; never deleted")   # defensive
+    blocked = run.guard.check(digest)
+    if blocked is not None:
+        raise _Blocked(blocked)
+    for action in by_digest.get(digest, ()):
+        now_at = run.reader.head(action.tag)
+        if now_at is not None and now_at != digest:
+            raise _Skip(f"tag {action.tag} was re-pushed since the snapshot (now {now_at}); kept")
+    gone = run.registry.delete_manifest(run.repo, digest)
+    run.guard.forget(digest)
+    return Event("delete", digest, "deleted" if gone else "already gone")
+
+
+def repair_dangling(run: Execution, changes: Changes) -> None:
+    """Phase 6: a removed tag the registry still lists but that resolves to nothing (a DELETE that failed
+    half-way, e.g. racing a push) is removed the placeholder way, one at a time; so is one whose digest stayed
+    because a tag published meanwhile uses it."""
+    removed = run.plan.remove_tags
+    gone_tags = {a.tag for a in removed if a.tag not in changes.skipped_tags}
+    leftover = sorted(gone_tags & set(run.reader.list_tags()))
+    for tag, at in zip(leftover, run.reader.map("checking removed tags", run.reader.head, leftover)):
         if at is None:
-            _ensure_empty_blob(registry, repo, state)
-            digest = registry.put_manifest(repo, tag, placeholder(tag, repo), OCI_MANIFEST)
-            registry.delete_manifest(repo, digest)
-            out.done.append(Event("untag", tag, "repaired: the registry left it dangling"))
-        elif at not in {a.digest for a in plan.remove_tags if a.tag == tag}:
-            out.skipped.append(Event("skip", tag, f"re-pushed during the run (now {at}); kept"))
+            run.registry.delete_manifest(run.repo, run.untagging.retag(tag))
+            run.out.done.append(Event("untag", tag, "repaired: the registry left it dangling"))
+        elif at not in {a.digest for a in removed if a.tag == tag}:
+            run.out.skipped.append(Event("skip", tag, f"re-pushed during the run (now {at}); kept"))
+        elif at in changes.blocked:
+            run.registry.delete_manifest(run.repo, run.untagging.retag(tag, at))
+            run.out.done.append(Event("untag", tag, f"untag only: its manifest stays ({changes.blocked[at]})"))
 
-    # 6. the journal goes last
-    for tag, digest in journal:
-        registry.delete_manifest(repo, digest)
+
+def verify_phase(run: Execution) -> bool:
+    """Phase 7: every tag of the repository verified and repaired (:func:`bakery.clean.repair.validate`) with the
+    bytes of every manifest the snapshot read and those journals of interrupted runs carry; whether it finished."""
+    raw = run.repo_plan.raw
+    restorable = {d: (m.media_type, raw[d]) for d, m in run.snap.manifests.items() if d in raw}
+    for digest, node in run.snap.manifests.items():
+        if node.leftover == "journal" and digest in raw:
+            for held, entry in journal_bytes(raw[digest]).items():
+                restorable.setdefault(held, entry)
+    going = {a.tag: a.digest for a in run.plan.remove_tags if a.tag not in run.changes.skipped_tags}
+    try:
+        verdict = validate(run.registry, run.snap, restorable=restorable, ignore=set(run.out.journal), going=going,
+                           workers=run.workers, progress=run.progress)
+    except RegistryError as exc:
+        run.out.problems = [f"validation could not finish: {exc}"]
+        return False
+    run.out.problems, run.out.restored = verdict.problems, verdict.restored
+    run.out.verified = (verdict.tags, verdict.manifests)
+    run.out.done.extend(Event("restore", d, "PUT back: a tag published during the run needs it")
+                        for d in verdict.restored)
+    return True
+
+
+def delete_journal(run: Execution, journal: Sequence[tuple[str, str]]) -> None:
+    """The journal goes last, once everything it lists is gone and the repository is verified."""
+    for _tag, digest in journal:
+        run.registry.delete_manifest(run.repo, digest)
 
 
 def _recheck(reader: Reader, action: TagAction) -> None:
@@ -409,7 +448,7 @@ def _recheck(reader: Reader, action: TagAction) -> None:
         raise _Skip(f"re-pushed since the snapshot (now {now_at}); kept")
 
 
-def _collect(run: Any, items: Sequence[Any], name: Callable[[Any], str], out: Outcome) -> None:
+def _collect(run: Parallel, items: Sequence[Any], name: Callable[[Any], str], out: Outcome) -> None:
     for i, item in enumerate(items):
         err = run.errors.get(i)
         if isinstance(err, _Skip):
@@ -423,16 +462,7 @@ def _collect(run: Any, items: Sequence[Any], name: Callable[[Any], str], out: Ou
             out.done.append(run.results[i])
 
 
-def _phase(progress: ProgressFn | None, phase: str) -> Callable[[int, int], None] | None:
-    return None if progress is None else (lambda d, t: progress(phase, d, t))
-
-
-def _tell(progress: ProgressFn | None, phase: str, done: int, total: int) -> None:
-    if progress is not None:
-        progress(phase, done, total)
-
-
-def _parents(manifests: Mapping[str, Manifest]) -> dict[str, set[str]]:
+def _parents(manifests: Mapping[str, Node]) -> dict[str, set[str]]:
     """digest -> what keeps it alive when it stays: the indexes listing it, and its subject."""
     parents: dict[str, set[str]] = {}
     for digest, m in manifests.items():
@@ -455,193 +485,3 @@ def _levels(order: Sequence[str], parents: Mapping[str, set[str]]) -> list[list[
     for digest in order:
         levels[depth[digest]].append(digest)
     return levels
-
-
-def _reach(roots: Iterable[str], manifests: Mapping[str, Manifest]) -> set[str]:
-    """Everything a digest keeps alive: index children and referrers, transitively (the planner's graph)."""
-    return set(Graph(manifests).reach((root, "") for root in roots))
-
-
-def _write_journal(registry: Registry, snap: Snapshot, digests: Sequence[str], now: datetime,
-                   reader: Reader) -> list[tuple[str, str]]:
-    """Push the journal index(es); a digest that vanished meanwhile is dropped and the push retried once."""
-    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    nonce = secrets.token_hex(3)
-    written: list[tuple[str, str]] = []
-    chunks = [list(digests[i:i + JOURNAL_CHUNK]) for i in range(0, len(digests), JOURNAL_CHUNK)]
-    for n, chunk in enumerate(chunks, 1):
-        tag = f"{JOURNAL_TAG}{stamp}-{nonce}-{n}"
-        for attempt in (1, 2):
-            raw = journal_index(snap, chunk, now)
-            try:
-                written.append((tag, registry.put_manifest(snap.repository, tag, raw, OCI_INDEX)))
-                break
-            except RegistryError:
-                if attempt == 2:
-                    raise
-                heads = reader.map("checking journal", lambda d: registry.head_manifest(snap.repository, d), chunk)
-                chunk = [d for d, h in zip(chunk, heads) if h is not None]
-                if not chunk:
-                    break
-    return written
-
-
-def journal_index(snap: Snapshot, digests: Sequence[str], now: datetime) -> bytes:
-    """The journal: an OCI index listing the manifests a run is about to delete (deterministic bytes)."""
-    manifests = [{"mediaType": snap.manifests[d].media_type, "digest": d, "size": snap.manifests[d].size}
-                 for d in digests]
-    return make_index(manifests, {LEFTOVER: "journal",
-                                  CREATED: now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")})
-
-
-def placeholder(tag: str, repository: str = "", previous: str | None = None) -> bytes:
-    """The manifest to re-point ``tag`` at (:func:`bakery.manifest.drafts.untag_manifest`), unique to this call."""
-    return untag_manifest(repository, tag, previous, nonce=secrets.token_hex(8))
-
-
-def _ensure_empty_blob(registry: Registry, repo: str, state: _State) -> None:
-    with state.lock:
-        if not state.empty_blob:
-            ensure_empty_config(registry, repo)
-            state.empty_blob = True
-
-
-def _probe_tag_delete(registry: Registry, repo: str, state: _State) -> bool:
-    """Whether ``DELETE /manifests/<tag>`` removes only that tag here. Probed on two throw-away tags that share
-    one placeholder: some registries answer a tag DELETE by deleting the manifest (and so every tag on it)."""
-    with state.lock:
-        if state.tag_delete is not None:
-            return state.tag_delete
-    _ensure_empty_blob(registry, repo, state)
-    nonce = secrets.token_hex(4)
-    first, second = f"bakery-clean-probe-{nonce}-a", f"bakery-clean-probe-{nonce}-b"
-    raw = placeholder(f"bakery-clean-probe-{nonce}", repo)
-    digest = registry.put_manifest(repo, first, raw, OCI_MANIFEST)
-    registry.put_manifest(repo, second, raw, OCI_MANIFEST)
-    try:
-        resp = registry.request("DELETE", f"/v2/{repo}/manifests/{first}", scope=f"repository:{repo}:delete",
-                                ok=(202, 400, 404, 405))
-        works = (resp.status_code == 202 and registry.head_manifest(repo, first) is None
-                 and registry.head_manifest(repo, second) == digest)
-    finally:
-        registry.delete_manifest(repo, digest)
-    with state.lock:
-        state.tag_delete = works
-    return works
-
-
-# --------------------------------------------------------------------------- validate
-def validate(registry: Registry, snap: Snapshot, keep_tags: Sequence[str], *, workers: int = 8,
-             progress: ProgressFn | None = None) -> list[str]:
-    """Problems (empty = fine): every kept tag must resolve, and every manifest it reaches (index children,
-    attestations, referrers) must resolve. Tags that point elsewhere than in the snapshot are walked afresh."""
-    repo = snap.repository
-    reader = Reader(registry, repo, workers=workers, progress=progress)
-    heads = reader.map("validating tags", lambda t: registry.head_manifest(repo, t), list(keep_tags))
-    problems = [f"kept tag {t} no longer resolves" for t, d in zip(keep_tags, heads) if d is None]
-    same = {t: d for t, d in zip(keep_tags, heads) if d is not None and d == snap.tags.get(t)}
-    moved = {t: d for t, d in zip(keep_tags, heads) if d is not None and d != snap.tags.get(t)}
-
-    why: dict[str, str] = {}
-    for tag in sorted(same):
-        for digest in sorted(_reach([same[tag]], snap.manifests)):
-            if digest != same[tag]:
-                why.setdefault(digest, f"reached from kept tag {tag}")
-    known = sorted(d for d in why if d in snap.manifests)
-    found = reader.map("validating manifests", lambda d: registry.head_manifest(repo, d), known)
-    problems += [f"{d} ({why[d]}) no longer resolves" for d, h in zip(known, found) if h is None]
-    if moved:
-        reader.walk(set(moved.values()))
-        problems += [f"{d} (reached from a kept tag re-pushed since the snapshot) does not resolve"
-                     for d in sorted(reader.missing)]
-    return sorted(set(problems))
-
-
-# --------------------------------------------------------------------------- local cleanup
-@dataclass(frozen=True)
-class LocalStep:
-    what: str
-    argv: tuple[str, ...]
-    env: tuple[tuple[str, str], ...] = ()     # e.g. DOCKER_CONTEXT for a docker-driver builder on another engine
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"what": self.what, "argv": list(self.argv)}
-        if self.env:
-            out["env"] = dict(self.env)
-        return out
-
-
-def check_size(value: str) -> str:
-    if not _SIZE.match(value.strip()):
-        raise BakeryError(f"--keep-storage {value!r}: not a size; use e.g. 10gb, 512mb or a number of bytes")
-    return value.strip()
-
-
-def check_filter(value: str, flag: str) -> str:
-    key, sep, val = value.partition("=")
-    if not sep or not key.strip() or not val.strip():
-        raise BakeryError(f"{flag} {value!r}: expected KEY=VALUE, e.g. until=168h")
-    return value
-
-
-def local_steps(docker: Docker, config: Config, *, keep_storage: str | None = None, filters: Sequence[str] = (),
-                builder_prefix: str = "bakery", image_filters: Sequence[str] = ()) -> list[LocalStep]:
-    """What local cleanup will run (reads ``docker buildx ls``; changes nothing): prune every builder the
-    config's groups use, remove builders named ``builder_prefix...`` that bakery.yaml does not define (docker
-    driver builders are docker contexts, never removed), prune dangling images."""
-    if keep_storage is not None:
-        keep_storage = check_size(keep_storage)
-    filters = [check_filter(f, "--filter") for f in filters]
-    image_filters = [check_filter(f, "--image-filter") for f in image_filters]
-    existing = list_builders(docker)
-    steps: list[LocalStep] = []
-    for builder in config.builders_for():
-        if builder.driver != "docker" and builder.name not in existing:
-            continue   # never created (or already removed): nothing to prune
-        adapter = docker_for(docker, builder)
-        argv = [*adapter.cmd("buildx", "prune", "--force")]
-        if adapter.builder:
-            argv += ["--builder", adapter.builder]
-        if keep_storage:
-            argv += ["--keep-storage", keep_storage]
-        for f in filters:
-            argv += ["--filter", f]
-        env = tuple(sorted((k, v) for k, v in (adapter.env or {}).items() if k == "DOCKER_CONTEXT"))
-        steps.append(LocalStep(f"prune the build cache of builder {builder.name}", tuple(argv), env))
-    if builder_prefix:
-        for name, driver in sorted(existing.items()):
-            if name.startswith(builder_prefix) and name not in config.builders and driver != "docker":
-                steps.append(LocalStep(f"remove stale builder {name} (driver {driver}, not in {config.source})",
-                                       tuple(docker.cmd("buildx", "rm", name))))
-    argv = [*docker.cmd("image", "prune", "--force")]
-    for f in image_filters:
-        argv += ["--filter", f]
-    steps.append(LocalStep("remove dangling images", tuple(argv)))
-    return steps
-
-
-def list_builders(docker: Docker) -> dict[str, str]:
-    """{builder name: driver} from ``docker buildx ls --format json`` (one JSON document per line)."""
-    res = docker.runner.run(docker.cmd("buildx", "ls", "--format", "json"), env=docker.env)
-    out: dict[str, str] = {}
-    for line in res.stdout.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            data = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(data, dict) and data.get("Name"):
-            out[str(data["Name"])] = str(data.get("Driver", ""))
-    return out
-
-
-def run_local(docker: Docker, steps: Sequence[LocalStep]) -> list[dict[str, Any]]:
-    """Run the steps (``Runner`` echoes and skips them under ``dry_run``); returns what each printed last."""
-    done = []
-    for step in steps:
-        res = docker.runner.run(list(step.argv), env={**(docker.env or {}), **dict(step.env)}, action=True)
-        lines = [ln.strip() for ln in (res.stdout + "\n" + res.stderr).splitlines() if ln.strip()]
-        done.append({**step.to_dict(), "summary": lines[-1] if lines else ""})
-    return done

@@ -9,7 +9,9 @@ Tag rules
 * ``protect`` patterns (regexes, full match on the tag) always win: a protected tag is kept
   and takes no part in any rule, so it does not use up a ``keep_last`` slot.
 * Leftovers of an interrupted ``clean`` run (a manifest the snapshot marks ``leftover``: an
-  untag placeholder or a journal index) are always removed, unless a protect pattern matches.
+  untag placeholder or a journal index) are always removed, unless a protect pattern matches;
+  so is every tag a journal lists (``Node.journal_tags``) that still points at the digest the
+  journal names: the interrupted run had decided it, and its public tag or subject may be gone.
 * Built-in tags (unless the policy says ``protect_defaults: false``) take no part in ordinary
   rules either; only a rule with ``override_defaults: true`` (the first such rule that matches)
   handles them. They are:
@@ -83,307 +85,17 @@ digest a removal would have deleted but something kept still uses.
 
 from __future__ import annotations
 
-import difflib
-import heapq
 import re
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
 
-from bakery.errors import ConfigError
+from bakery.clean.graph import Graph
+from bakery.clean.model import (DEFAULT_PROTECT, DELETE_DIGEST, PLACEHOLDER_BEFORE, REFERRER_TAG, RETAG_THEN_DELETE,
+                                DigestAction, Node, Plan, Policy, Protection, Rule, Snapshot, TagAction, Untagged)
+from bakery.oci.media import ALL_MANIFEST_TYPES
 
-__all__ = [
-    "DEFAULT_PROTECT",
-    "DELETE_DIGEST",
-    "MANIFEST_MEDIA_TYPES",
-    "RETAG_THEN_DELETE",
-    "DigestAction",
-    "Manifest",
-    "Plan",
-    "Policy",
-    "Protection",
-    "Rule",
-    "Snapshot",
-    "TagAction",
-    "parse_duration",
-    "parse_policy",
-    "plan",
-]
-
-DEFAULT_PROTECT: tuple[str, ...] = (
-    r"cache-.*",
-    r".*buildcache.*",
-    r"sha-[0-9a-f]{7,40}",
-    r"sha256-[0-9a-f]{64}(\..*)?",
-)
-_REFERRER_TAG = re.compile(r"sha256-([0-9a-f]{64})(\..*)?")
-
-MANIFEST_MEDIA_TYPES: frozenset[str] = frozenset(
-    {
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.oci.artifact.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.docker.distribution.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v1+prettyjws",
-    }
-)
-
-TagMethod = Literal["delete-digest", "retag-then-delete"]
-DELETE_DIGEST: Final[TagMethod] = "delete-digest"
-RETAG_THEN_DELETE: Final[TagMethod] = "retag-then-delete"
-Untagged = Literal["keep", "delete"] | int
-
-# created earlier than this is a placeholder (1970-01-01, 1980-01-01), not a real build time
-_PLACEHOLDER_BEFORE = datetime(1980, 1, 2, tzinfo=UTC)
-_DURATION = re.compile(r"(\d+)\s*([mhdw])")
-_DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-# --------------------------------------------------------------------------- data model
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """One digest that resolved as a manifest (image manifest, index or attestation)."""
-
-    digest: str
-    media_type: str
-    size: int
-    children: tuple[str, ...] = ()  # digests an index lists (manifest descriptors only)
-    subject: str | None = None  # for attestations / referrers: the digest they describe
-    created: datetime | None = None
-    is_attestation: bool = False
-    platform: str | None = None
-    layer_bytes: int = 0
-    blobs: tuple[tuple[str, int], ...] = ()  # (digest, size) of the config and layers, when known
-    leftover: str | None = None  # what an interrupted clean run left behind ("untag placeholder", "journal")
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What the registry holds for one repository."""
-
-    repository: str
-    tags: Mapping[str, str]  # tag -> digest
-    manifests: Mapping[str, Manifest]  # digest -> manifest, for every digest that resolved
-    image: str = ""  # the config's image name, also accepted by ``Rule.images``
-    dangling: tuple[str, ...] = ()  # tags the registry lists that resolve to no manifest
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One ordered retention rule; see the module docstring."""
-
-    match: str  # regex, full match on the tag
-    keep_last: int | None = None
-    older_than: timedelta | None = None
-    keep_all: bool = False
-    images: tuple[str, ...] = ()  # repositories (or image names) it applies to; empty = all
-    override_defaults: bool = False  # may handle built-in tags (cache refs, sha-..., intermediate refs)
-
-    def applies_to(self, repository: str) -> bool:
-        return not self.images or repository in self.images
-
-
-@dataclass(frozen=True)
-class Policy:
-    rules: tuple[Rule, ...] = ()
-    protect: tuple[str, ...] = ()  # regexes; always win
-    untagged: Untagged = "keep"
-    protect_defaults: bool = True
-    intermediate: tuple[str, ...] = ()  # per-group ref templates with only {tag} left, e.g. "{tag}-amd64"
-    builtin: tuple[str, ...] = ()  # the project's own built-in tag regexes (e.g. from its cache ref)
-
-    def protect_patterns(self) -> tuple[tuple[str, str], ...]:
-        """(pattern, label) pairs in the order they are tried: the user's first, then defaults."""
-        mine = tuple((p, "protect pattern") for p in self.protect)
-        defaults = tuple((p, "default protect pattern") for p in (*DEFAULT_PROTECT, *self.builtin))
-        return mine + (defaults if self.protect_defaults else ())
-
-
-@dataclass(frozen=True)
-class TagAction:
-    tag: str
-    digest: str
-    reason: str
-    method: TagMethod
-
-
-@dataclass(frozen=True)
-class DigestAction:
-    digest: str
-    reason: str
-    cascade_from: str | None  # the deleted parent / subject this deletion follows from
-    bytes: int
-
-
-@dataclass(frozen=True)
-class Protection:
-    what: str  # a tag name or a digest ("sha256:...")
-    why: str
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Everything a cleanup run will do, sorted; equal inputs give equal plans."""
-
-    repository: str
-    remove_tags: tuple[TagAction, ...] = ()
-    delete_digests: tuple[DigestAction, ...] = ()  # parents before children
-    protected: tuple[Protection, ...] = ()
-    warnings: tuple[str, ...] = ()
-    keep_tags: tuple[str, ...] = ()
-
-    @property
-    def bytes_freed(self) -> int:
-        return sum(action.bytes for action in self.delete_digests)
-
-    @property
-    def is_empty(self) -> bool:
-        return not self.remove_tags and not self.delete_digests
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (lists, strings, ints and None only)."""
-        return {
-            "repository": self.repository,
-            "remove_tags": [asdict(a) for a in self.remove_tags],
-            "delete_digests": [asdict(a) for a in self.delete_digests],
-            "protected": [asdict(p) for p in self.protected],
-            "warnings": list(self.warnings),
-            "keep_tags": list(self.keep_tags),
-            "bytes_freed": self.bytes_freed,
-        }
-
-
-# --------------------------------------------------------------------------- policy parsing
-
-_POLICY_KEYS = ("rules", "protect", "untagged", "protect_defaults")
-_RULE_KEYS = ("match", "keep_last", "older_than", "keep", "images", "override_defaults")
-
-
-def parse_duration(value: object) -> timedelta:
-    """``"90m"``, ``"12h"``, ``"30d"``, ``"2w"`` -> timedelta (``m`` is minutes). ValueError if bad."""
-    if isinstance(value, timedelta):
-        if value < timedelta(0):
-            raise ValueError(f"negative duration {value!r}")
-        return value
-    found = _DURATION.fullmatch(value.strip()) if isinstance(value, str) else None
-    if found is None:
-        raise ValueError(f"invalid duration {value!r}; use a number and a unit m/h/d/w, e.g. 90m, 12h, 30d, 2w")
-    amount, unit = found.groups()
-    return timedelta(**{_DURATION_UNITS[unit]: int(amount)})
-
-
-def parse_policy(data: Mapping[str, Any], source: str, *, key: str = "retention") -> Policy:
-    """Validate the YAML-shaped retention section; raise ConfigError naming the key path."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(source, key, f"expected a mapping, got {type(data).__name__} {data!r}")
-    _reject_unknown_keys(data, _POLICY_KEYS, source, key)
-
-    raw_rules = data.get("rules", [])
-    if not isinstance(raw_rules, list):
-        raise ConfigError(source, f"{key}.rules", f"expected a list of rules, got {raw_rules!r}")
-    rules = tuple(_parse_rule(r, source, f"{key}.rules[{i}]") for i, r in enumerate(raw_rules))
-
-    protect = _parse_regex_list(data.get("protect", []), source, f"{key}.protect")
-
-    untagged = data.get("untagged", "keep")
-    if untagged not in ("keep", "delete") and not _is_count(untagged):
-        raise ConfigError(
-            source, f"{key}.untagged", f'expected "keep", "delete" or a non-negative integer, got {untagged!r}'
-        )
-
-    protect_defaults = data.get("protect_defaults", True)
-    if not isinstance(protect_defaults, bool):
-        raise ConfigError(source, f"{key}.protect_defaults", f"expected true or false, got {protect_defaults!r}")
-
-    return Policy(rules=rules, protect=protect, untagged=untagged, protect_defaults=protect_defaults)
-
-
-def _parse_rule(raw: object, source: str, key: str) -> Rule:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(source, key, f"expected a mapping with a 'match' key, got {raw!r}")
-    _reject_unknown_keys(raw, _RULE_KEYS, source, key)
-
-    if "match" not in raw:
-        raise ConfigError(source, f"{key}.match", "missing; give a regex matched against the whole tag")
-    match = raw["match"]
-    _compile(match, source, f"{key}.match")
-
-    keep_last = raw.get("keep_last")
-    if keep_last is not None and not _is_count(keep_last):
-        raise ConfigError(source, f"{key}.keep_last", f"expected a non-negative integer, got {keep_last!r}")
-
-    older_than = None
-    if raw.get("older_than") is not None:
-        try:
-            older_than = parse_duration(raw["older_than"])
-        except ValueError as err:
-            raise ConfigError(source, f"{key}.older_than", str(err)) from None
-
-    keep = raw.get("keep")
-    if keep is not None and keep != "all":
-        raise ConfigError(source, f"{key}.keep", f'the only accepted value is "all", got {keep!r}')
-    keep_all = keep == "all"
-    if keep_all and (keep_last is not None or older_than is not None):
-        raise ConfigError(source, f"{key}.keep", "keep: all cannot be combined with keep_last or older_than")
-    if not keep_all and keep_last is None and older_than is None:
-        raise ConfigError(
-            source, key, "a rule needs keep_last, older_than or keep: all (to remove every match, use keep_last: 0)"
-        )
-
-    images = raw.get("images", [])
-    if not isinstance(images, list) or not all(isinstance(i, str) and i for i in images):
-        raise ConfigError(source, f"{key}.images", f"expected a list of repository names, got {images!r}")
-
-    override = raw.get("override_defaults", False)
-    if not isinstance(override, bool):
-        raise ConfigError(source, f"{key}.override_defaults", f"expected true or false, got {override!r}")
-
-    return Rule(
-        match=match,
-        keep_last=keep_last,
-        older_than=older_than,
-        keep_all=keep_all,
-        images=tuple(images),
-        override_defaults=override,
-    )
-
-
-def _parse_regex_list(raw: object, source: str, key: str) -> tuple[str, ...]:
-    if not isinstance(raw, list):
-        raise ConfigError(source, key, f"expected a list of regexes, got {raw!r}")
-    for i, pattern in enumerate(raw):
-        _compile(pattern, source, f"{key}[{i}]")
-    return tuple(raw)
-
-
-def _compile(pattern: object, source: str, key: str) -> re.Pattern[str]:
-    if not isinstance(pattern, str):
-        raise ConfigError(source, key, f"expected a regex string, got {pattern!r}")
-    try:
-        return re.compile(pattern)
-    except re.error as err:
-        raise ConfigError(source, key, f"invalid regex {pattern!r}: {err}") from None
-
-
-def _reject_unknown_keys(data: Mapping[Any, Any], allowed: tuple[str, ...], source: str, key: str) -> None:
-    for name in data:
-        if name in allowed:
-            continue
-        close = difflib.get_close_matches(str(name), allowed, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of {', '.join(allowed)}"
-        raise ConfigError(source, f"{key}.{name}", f"unknown key {name!r}{hint}")
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-# --------------------------------------------------------------------------- planning
+__all__ = ["plan"]   # its records (Snapshot, Node, Policy, Plan, ...) are in bakery.clean.model
 
 
 def plan(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
@@ -417,6 +129,25 @@ def plan(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
         protections.setdefault(digest, why)
 
     kept_tags = sorted(set(snapshot.tags) - set(removed))
+    tag_actions = _tag_actions(snapshot, policy, removed, deleted, protections)
+    order = graph.parents_first(deleted)
+    sizes = _freed_bytes(order, deleted, manifests)
+    digest_actions = tuple(
+        _digest_action(digest, released, deleted, graph, manifests, sizes[digest]) for digest in order
+    )
+    return Plan(
+        repository=snapshot.repository,
+        remove_tags=tag_actions,
+        delete_digests=digest_actions,
+        protected=tuple(Protection(what, why) for what, why in sorted(protections.items())),
+        warnings=tuple(sorted(warnings)),
+        keep_tags=tuple(kept_tags),
+    )
+
+
+def _tag_actions(snapshot: Snapshot, policy: Policy, removed: Mapping[str, str], deleted: set[str],
+                 protections: dict[str, str]) -> tuple[TagAction, ...]:
+    """How each removed tag goes, and the dangling tags (removed unless a protect pattern matches them)."""
     actions = [
         TagAction(
             tag=tag,
@@ -433,20 +164,7 @@ def plan(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
             continue
         why = "listed but resolves to no manifest (a DELETE that stopped half-way)"
         actions.append(TagAction(tag=tag, digest="", reason=why, method=RETAG_THEN_DELETE))
-    tag_actions = tuple(sorted(actions, key=lambda a: a.tag))
-    order = graph.parents_first(deleted)
-    sizes = _freed_bytes(order, deleted, manifests)
-    digest_actions = tuple(
-        _digest_action(digest, released, deleted, graph, manifests, sizes[digest]) for digest in order
-    )
-    return Plan(
-        repository=snapshot.repository,
-        remove_tags=tag_actions,
-        delete_digests=digest_actions,
-        protected=tuple(Protection(what, why) for what, why in sorted(protections.items())),
-        warnings=tuple(sorted(warnings)),
-        keep_tags=tuple(kept_tags),
-    )
+    return tuple(sorted(actions, key=lambda a: a.tag))
 
 
 def _resolve(
@@ -483,7 +201,7 @@ def _resolve(
     refused = [
         (d, f"media type {manifests[d].media_type} is not a manifest type; never deleted")
         for d in sorted(graph.reach(sorted(released.items())))
-        if d in manifests and d not in kept and manifests[d].media_type not in MANIFEST_MEDIA_TYPES
+        if d in manifests and d not in kept and manifests[d].media_type not in ALL_MANIFEST_TYPES
     ]
     if refused:
         warnings.update(f"{d}: {why}" for d, why in refused)
@@ -507,7 +225,7 @@ def _resolve(
     return released, saved, deleted
 
 
-def _freed_bytes(order: list[str], deleted: set[str], manifests: Mapping[str, Manifest]) -> dict[str, int]:
+def _freed_bytes(order: list[str], deleted: set[str], manifests: Mapping[str, Node]) -> dict[str, int]:
     """Estimated bytes per deleted digest; a blob counts once, and only if no surviving manifest uses it."""
     surviving = {blob for d, m in manifests.items() if d not in deleted for blob, _ in m.blobs}
     counted: set[str] = set()
@@ -540,6 +258,7 @@ def _decide_tags(
     removed: dict[str, str] = {}
     followers: dict[str, str] = {}  # intermediate ref -> its public tag
     referrer_tags: dict[str, str] = {}  # referrers-scheme tag -> the digest it names
+    journaled = {t: d for m in snapshot.manifests.values() if m.leftover == "journal" for t, d in m.journal_tags}
     for tag in sorted(snapshot.tags):
         why = next((label for rx, label in user if rx.fullmatch(tag)), None)
         if why is not None:
@@ -548,6 +267,9 @@ def _decide_tags(
         manifest = snapshot.manifests.get(snapshot.tags[tag])
         if manifest is not None and manifest.leftover:
             removed[tag] = f"{manifest.leftover} left by an interrupted clean run"
+            continue
+        if journaled.get(tag) == snapshot.tags[tag]:
+            removed[tag] = "listed by the journal of an interrupted clean run"
             continue
         if policy.protect_defaults:
             label = next((label for rx, label in builtin if rx.fullmatch(tag)), None)
@@ -560,7 +282,7 @@ def _decide_tags(
                 elif tag in bases and bases[tag] in snapshot.tags:
                     followers[tag] = bases[tag]
                 else:
-                    found = _REFERRER_TAG.fullmatch(tag)
+                    found = REFERRER_TAG.fullmatch(tag)
                     if found is not None:
                         referrer_tags[tag] = f"sha256:{found.group(1)}"
                     elif tag in bases:
@@ -573,8 +295,12 @@ def _decide_tags(
 
     for i, rule, _ in rules:
         removed.update(_apply_rule(i, rule, claimed[i], snapshot, now, warnings))
+    _follow_public_tags(followers, removed, protections)
+    return removed, referrer_tags
 
-    # an intermediate ref follows its public tag (which may itself be an intermediate ref)
+
+def _follow_public_tags(followers: Mapping[str, str], removed: dict[str, str], protections: dict[str, str]) -> None:
+    """An intermediate ref follows its public tag (which may itself be an intermediate ref)."""
     def fate(tag: str, depth: int = 0) -> str | None:
         base = followers.get(tag)
         if base is None or depth > len(followers):
@@ -587,7 +313,6 @@ def _decide_tags(
             removed[tag] = reason
         else:
             protections[tag] = f"intermediate ref of kept tag {followers[tag]}"
-    return removed, referrer_tags
 
 
 def _intermediate_bases(tags: Iterable[str], templates: Iterable[str]) -> dict[str, str]:
@@ -680,7 +405,7 @@ def _digest_action(
     released: Mapping[str, str],
     deleted: set[str],
     graph: Graph,
-    manifests: Mapping[str, Manifest],
+    manifests: Mapping[str, Node],
     size: int,
 ) -> DigestAction:
     manifest = manifests[digest]
@@ -695,86 +420,16 @@ def _digest_action(
     return DigestAction(digest, why, parent, size)
 
 
-class Graph:
-    """Edges index -> child and subject -> referrer, over the snapshot's manifests (also used by clean)."""
-
-    def __init__(self, manifests: Mapping[str, Manifest]) -> None:
-        self._manifests = manifests
-        self._succ: dict[str, dict[str, str]] = {}  # parent -> {child: kind}, insertion-ordered
-        self._pred: dict[str, dict[str, str]] = {}
-        for digest in sorted(manifests):
-            m = manifests[digest]
-            for child in m.children:
-                self._add(digest, child, "child")
-            if m.subject is not None:
-                self._add(m.subject, digest, "referrer")
-
-    def _add(self, parent: str, child: str, kind: str) -> None:
-        if parent == child:
-            return
-        self._succ.setdefault(parent, {}).setdefault(child, kind)
-        self._pred.setdefault(child, {}).setdefault(parent, kind)
-
-    def successors(self, digest: str) -> Iterable[tuple[str, str]]:
-        return self._succ.get(digest, {}).items()
-
-    def predecessors(self, digest: str) -> Iterable[tuple[str, str]]:
-        return self._pred.get(digest, {}).items()
-
-    def reach(self, seeds: Iterable[tuple[str, str]]) -> dict[str, str]:
-        """Breadth-first from (digest, why) seeds; returns {reachable digest: why it is reached}."""
-        why: dict[str, str] = {}
-        queue: deque[str] = deque()
-        for digest, reason in seeds:
-            if digest not in why:
-                why[digest] = reason
-                queue.append(digest)
-        while queue:
-            parent = queue.popleft()
-            for child, kind in self.successors(parent):
-                if child not in why:
-                    why[child] = self._edge_reason(parent, child, kind)
-                    queue.append(child)
-        return why
-
-    def _edge_reason(self, parent: str, child: str, kind: str) -> str:
-        if kind == "child":
-            return f"child of kept index {parent}"
-        m = self._manifests.get(child)
-        return f"{'attestation' if m is not None and m.is_attestation else 'referrer'} of kept manifest {parent}"
-
-    def parents_first(self, digests: set[str]) -> list[str]:
-        """Topological order of ``digests`` (ties by digest string); a cycle is appended sorted."""
-        pending = {d: 0 for d in digests}
-        for d in digests:
-            for child, _ in self.successors(d):
-                if child in pending:
-                    pending[child] += 1
-        ready = [d for d, n in pending.items() if n == 0]
-        heapq.heapify(ready)
-        order: list[str] = []
-        while ready:
-            d = heapq.heappop(ready)
-            order.append(d)
-            for child, _ in self.successors(d):
-                if child in pending:
-                    pending[child] -= 1
-                    if pending[child] == 0:
-                        heapq.heappush(ready, child)
-        placed = set(order)
-        return order + sorted(d for d in digests if d not in placed)
-
-
 def _as_utc(when: datetime) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
-def _known_created(manifest: Manifest | None) -> datetime | None:
+def _known_created(manifest: Node | None) -> datetime | None:
     """The build time if it is trustworthy; None when missing or a placeholder epoch."""
     if manifest is None or manifest.created is None:
         return None
     created = _as_utc(manifest.created)
-    return None if created < _PLACEHOLDER_BEFORE else created
+    return None if created < PLACEHOLDER_BEFORE else created
 
 
 def _newest_first(digest: str, created: datetime | None) -> tuple[int, float, str]:
@@ -783,7 +438,7 @@ def _newest_first(digest: str, created: datetime | None) -> tuple[int, float, st
     return (0, -created.timestamp(), digest)
 
 
-def _age_warning(digest: str, manifest: Manifest | None) -> str:
+def _age_warning(digest: str, manifest: Node | None) -> str:
     if manifest is None:
         problem = "is not in the snapshot, so its created time is unknown"
     elif manifest.created is None:

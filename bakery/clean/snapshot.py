@@ -1,6 +1,10 @@
 """Registry graph snapshot: what one repository holds, read through :class:`bakery.oci.registry.Registry`.
 
-The snapshot is the input of the pure planner (:func:`bakery.clean.retention.plan`): tags -> digests, index -> children
+This is clean's only door to the registry for reads: the snapshot, the executor's re-checks and the validation
+all read through a :class:`Reader` (bounded concurrency, progress, every manifest fetched once).
+
+The snapshot is the input of the pure planner (:func:`bakery.clean.retention.plan`), a graph of
+:class:`~bakery.clean.model.Node`: tags -> digests, index -> children
 (manifest descriptors only: a BuildKit cache index lists layer blobs, which are not walked), attestation entries
 (``vnd.docker.reference.type: attestation-manifest``; marked ``is_attestation``, platform ``unknown/unknown``)
 as children of their index -- they live and die with the index that lists them, not with the image named by
@@ -19,7 +23,6 @@ journals) lead to; the referrers API is not queried (2.8 has none).
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -27,20 +30,25 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from bakery.clean.model import PLACEHOLDER_BEFORE, REFERRER_TAG, Node, Snapshot
 from bakery.errors import RegistryError
-from bakery.oci.registry import ACCEPT, INDEX_TYPES, Registry, verified_digest
-from bakery.clean.retention import MANIFEST_MEDIA_TYPES, Manifest, Snapshot
 from bakery.oci.index import ATTESTATION, platform_string
+from bakery.oci.registry import ALL_MANIFEST_TYPES, Manifest, Registry
+from bakery.oci.untag import LEFTOVER
 
 __all__ = [
     "ATTESTATION",
     "CREATED",
+    "JOURNAL_TAGS",
     "LEFTOVER",
-    "Fetched",
     "Parallel",
     "ProgressFn",
     "Reader",
+    "build_snapshot",
+    "child_descriptors",
     "created_of",
+    "is_index",
+    "nodes_of",
     "parallel",
     "parse_time",
     "take",
@@ -48,38 +56,16 @@ __all__ = [
 
 ProgressFn = Callable[[str, int, int], None]
 CREATED = "org.opencontainers.image.created"
-LEFTOVER = "dev.bakery.clean.execute"  # on what bakery writes: "untag" placeholders (manifest.untag_manifest), journals
+# what bakery marks with LEFTOVER (bakery.oci.untag): "untag" placeholders and journals
 LEFTOVER_KINDS = {"untag": "untag placeholder", "journal": "journal"}
-_REFERRER_TAG = re.compile(r"sha256-([0-9a-f]{64})(\..*)?")
-_PLACEHOLDER_BEFORE = datetime(1980, 1, 2, tzinfo=UTC)
+JOURNAL_TAGS = "dev.bakery.clean.tags"     # on a journal: {tag: digest} its run was removing (JSON)
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-@dataclass(frozen=True)
-class Fetched:
-    """One manifest as the registry returned it (bytes verified against the digest)."""
-
-    digest: str
-    media_type: str
-    raw: bytes
-
-    @property
-    def body(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.raw)
-        except ValueError:
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    @property
-    def is_index(self) -> bool:
-        return self.media_type in INDEX_TYPES or (not self.media_type and "manifests" in self.body)
-
-    @property
-    def annotations(self) -> dict[str, str]:
-        value = self.body.get("annotations")
-        return value if isinstance(value, dict) else {}
+def is_index(manifest: Manifest) -> bool:
+    """An index by its media type, or (served without one) by its ``manifests`` list."""
+    return manifest.is_index or (not manifest.media_type and "manifests" in manifest.body)
 
 
 def parse_time(value: object) -> datetime | None:
@@ -106,7 +92,7 @@ def created_of(annotations: Mapping[str, Any], config: Mapping[str, Any] | None)
     candidates = [parse_time(annotations.get(CREATED)), parse_time(labels.get(CREATED)),
                   parse_time(config.get("created") if config else None)]
     found = [c for c in candidates if c is not None]
-    real = [c for c in found if c >= _PLACEHOLDER_BEFORE]
+    real = [c for c in found if c >= PLACEHOLDER_BEFORE]
     return (real or found)[0] if found else None
 
 
@@ -174,7 +160,7 @@ class Reader:
         self.repository = repository
         self.workers = max(1, workers)
         self.progress = progress
-        self.fetched: dict[str, Fetched] = {}
+        self.fetched: dict[str, Manifest] = {}
         self.missing: set[str] = set()       # digests something referenced that answered 404
         self.configs: dict[str, dict[str, Any] | None] = {}
         self._lock = threading.Lock()
@@ -192,23 +178,13 @@ class Reader:
             self.progress(phase, done, total)
 
     # ------------------------------------------------------------------ reads
-    def get(self, ref: str) -> Fetched | None:
-        """GET a manifest by tag or digest with every manifest type accepted; None when it does not exist."""
-        repo = self.repository
-        resp = self.registry.request("GET", f"/v2/{repo}/manifests/{ref}", scope=f"repository:{repo}:pull",
-                                     headers={"Accept": ACCEPT}, ok=(200, 404))
-        if resp.status_code == 404:
-            return None
-        raw = resp.content
-        digest = verified_digest(repo, ref, resp)
-        media = resp.headers.get("Content-Type", "").split(";")[0].strip()
-        fetched = Fetched(digest, media, raw)
-        if not media or media in ("application/json", "text/plain"):
-            declared = fetched.body.get("mediaType")
-            fetched = Fetched(digest, declared if isinstance(declared, str) else media, raw)
-        with self._lock:
-            self.fetched.setdefault(digest, fetched)
-        return fetched
+    def get(self, ref: str) -> Manifest | None:
+        """GET a manifest by tag or digest (:meth:`Registry.find_manifest`); None when it does not exist."""
+        found = self.registry.find_manifest(self.repository, ref)
+        if found is not None:
+            with self._lock:
+                self.fetched.setdefault(found.digest, found)
+        return found
 
     def head(self, ref: str) -> str | None:
         return self.registry.head_manifest(self.repository, ref)
@@ -293,18 +269,18 @@ class Reader:
         return None
 
 
-def child_descriptors(fetched: Fetched) -> list[dict[str, Any]]:
+def child_descriptors(fetched: Manifest) -> list[dict[str, Any]]:
     """The descriptors of an index that are manifests (layers in a BuildKit cache index are not)."""
-    if not fetched.is_index:
+    if not is_index(fetched):
         return []
     out = []
     for d in fetched.body.get("manifests") or []:
-        if isinstance(d, dict) and isinstance(d.get("digest"), str) and d.get("mediaType") in MANIFEST_MEDIA_TYPES:
+        if isinstance(d, dict) and isinstance(d.get("digest"), str) and d.get("mediaType") in ALL_MANIFEST_TYPES:
             out.append(d)
     return out
 
 
-def subject_of(fetched: Fetched) -> str | None:
+def subject_of(fetched: Manifest) -> str | None:
     subject = fetched.body.get("subject")
     if isinstance(subject, dict) and isinstance(subject.get("digest"), str):
         return str(subject["digest"])
@@ -318,7 +294,7 @@ def _platform(descriptor: Mapping[str, Any]) -> str | None:
 
 def take(registry: Registry, repository: str, *, image: str = "", workers: int = 8, need_created: bool = True,
          progress: ProgressFn | None = None, reader: Reader | None = None) -> Snapshot:
-    """Read one repository into a :class:`~bakery.clean.retention.Snapshot`.
+    """Read one repository into a :class:`~bakery.clean.model.Snapshot`.
 
     ``need_created=False`` skips the config blobs (no image age) when the policy does not look at ages.
     """
@@ -329,7 +305,7 @@ def take(registry: Registry, repository: str, *, image: str = "", workers: int =
     # referrers-scheme tags name their subject: walk it too (it may be untagged)
     named: dict[str, str] = {}
     for tag, digest in tags.items():
-        found = _REFERRER_TAG.fullmatch(tag)
+        found = REFERRER_TAG.fullmatch(tag)
         if found is not None:
             named.setdefault(digest, f"sha256:{found.group(1)}")
     reader.walk(set(tags.values()), named)
@@ -342,7 +318,19 @@ def build_snapshot(reader: Reader, repository: str, tags: Mapping[str, str], nam
                    image: str = "", need_created: bool = True) -> Snapshot:
     """Turn what ``reader`` fetched into planner records (pure apart from the config reads)."""
     fetched = reader.fetched
-    # what parents say about their children: platform, attestation, the image an attestation describes
+    platform, attests, listed = _told_by_parents(fetched)
+    created: dict[str, datetime | None] = {}
+    if need_created:
+        reader.read_configs(sorted(_needing_config(fetched, tags, listed, attests)))
+        created = _ages(fetched, reader, attests)
+    nodes = {digest: _node(f, named.get(digest), created.get(digest), digest in attests, platform.get(digest))
+             for digest, f in fetched.items()}
+    return Snapshot(repository, dict(sorted(tags.items())), dict(sorted(nodes.items())), image=image)
+
+
+def _told_by_parents(fetched: Mapping[str, Manifest]) -> tuple[dict[str, str], dict[str, str], set[str]]:
+    """What indexes say about their children: ({child: platform}, {attestation: the image it describes},
+    every listed child)."""
     platform: dict[str, str] = {}
     attests: dict[str, str] = {}
     listed: set[str] = set()
@@ -359,57 +347,78 @@ def build_snapshot(reader: Reader, repository: str, tags: Mapping[str, str], nam
                 platform.setdefault(child, "unknown/unknown")
             elif (p := _platform(d)) is not None:
                 platform.setdefault(child, p)
+    return platform, attests, listed
 
-    created: dict[str, datetime | None] = {}
-    if need_created:
-        tops = set(tags.values()) | {d for d in fetched if d not in listed}
-        needed: set[str] = set()
-        stack = sorted(tops)
-        visited: set[str] = set()
-        while stack:
-            digest = stack.pop()
-            if digest in visited or digest not in fetched:
-                continue
-            visited.add(digest)
-            f = fetched[digest]
-            if parse_time(f.annotations.get(CREATED)) is not None:
-                continue
-            if f.is_index:
-                stack.extend(d["digest"] for d in child_descriptors(f) if d["digest"] not in attests)
-            else:
-                needed.add(digest)
-        reader.read_configs(sorted(needed))
-        created = _ages(fetched, reader, attests)
 
-    manifests: dict[str, Manifest] = {}
-    for digest, f in fetched.items():
-        body = f.body
-        blobs: tuple[tuple[str, int], ...] = ()
-        if not f.is_index:
-            descs = [body.get("config"), *(body.get("layers") or [])]
-            blobs = tuple(
-                (str(d["digest"]), int(d.get("size") or 0))
-                for d in descs
-                if isinstance(d, dict) and isinstance(d.get("digest"), str) and isinstance(d.get("size", 0), int)
-            )
-        subject = subject_of(f) or named.get(digest)
-        manifests[digest] = Manifest(
-            digest=digest,
-            media_type=f.media_type,
-            size=len(f.raw),
-            children=tuple(d["digest"] for d in child_descriptors(f)),
-            subject=subject if subject != digest else None,
-            created=created.get(digest),
-            is_attestation=digest in attests,
-            platform=platform.get(digest),
-            layer_bytes=sum(size for _, size in blobs),
-            blobs=blobs,
-            leftover=LEFTOVER_KINDS.get(str(f.annotations.get(LEFTOVER, ""))),
+def _needing_config(fetched: Mapping[str, Manifest], tags: Mapping[str, str], listed: set[str],
+                    attests: Mapping[str, str]) -> set[str]:
+    """The image manifests whose age only their config blob tells (no ``created`` annotation on the way)."""
+    needed: set[str] = set()
+    stack = sorted(set(tags.values()) | {d for d in fetched if d not in listed})
+    visited: set[str] = set()
+    while stack:
+        digest = stack.pop()
+        if digest in visited or digest not in fetched:
+            continue
+        visited.add(digest)
+        f = fetched[digest]
+        if parse_time(f.annotations.get(CREATED)) is not None:
+            continue
+        if is_index(f):
+            stack.extend(d["digest"] for d in child_descriptors(f) if d["digest"] not in attests)
+        else:
+            needed.add(digest)
+    return needed
+
+
+def nodes_of(fetched: Mapping[str, Manifest]) -> dict[str, Node]:
+    """Graph records (edges only: no age, platform or referrer-tag subject) of manifests fetched after the
+    snapshot, for the executor's re-checks."""
+    return {digest: _node(f, None, None, False, None) for digest, f in fetched.items()}
+
+
+def _journal_tags(f: Manifest, leftover: str | None) -> tuple[tuple[str, str], ...]:
+    if leftover != "journal":
+        return ()
+    try:
+        listed = json.loads(str(f.annotations.get(JOURNAL_TAGS) or "{}"))
+    except ValueError:
+        return ()
+    if not isinstance(listed, dict):
+        return ()
+    return tuple(sorted((t, d) for t, d in listed.items() if isinstance(t, str) and isinstance(d, str)))
+
+
+def _node(f: Manifest, named: str | None, created: datetime | None, attestation: bool, platform: str | None) -> Node:
+    """The planner's record of one fetched manifest; ``named``: the subject its referrers-scheme tag names."""
+    body = f.body
+    blobs: tuple[tuple[str, int], ...] = ()
+    if not is_index(f):
+        descs = [body.get("config"), *(body.get("layers") or [])]
+        blobs = tuple(
+            (str(d["digest"]), int(d.get("size") or 0))
+            for d in descs
+            if isinstance(d, dict) and isinstance(d.get("digest"), str) and isinstance(d.get("size", 0), int)
         )
-    return Snapshot(repository, dict(sorted(tags.items())), dict(sorted(manifests.items())), image=image)
+    subject = subject_of(f) or named
+    leftover = LEFTOVER_KINDS.get(str(f.annotations.get(LEFTOVER, "")))
+    return Node(
+        digest=f.digest,
+        media_type=f.media_type,
+        size=len(f.raw),
+        children=tuple(d["digest"] for d in child_descriptors(f)),
+        subject=subject if subject != f.digest else None,
+        created=created,
+        is_attestation=attestation,
+        platform=platform,
+        layer_bytes=sum(size for _, size in blobs),
+        blobs=blobs,
+        leftover=leftover,
+        journal_tags=_journal_tags(f, leftover),
+    )
 
 
-def _ages(fetched: Mapping[str, Fetched], reader: Reader, attests: Mapping[str, str]) -> dict[str, datetime | None]:
+def _ages(fetched: Mapping[str, Manifest], reader: Reader, attests: Mapping[str, str]) -> dict[str, datetime | None]:
     """created for every manifest: its own (annotation / config), or for an index the newest of its images."""
     memo: dict[str, datetime | None] = {}
 
@@ -421,10 +430,10 @@ def _ages(fetched: Mapping[str, Fetched], reader: Reader, attests: Mapping[str, 
             return None
         memo[digest] = None   # cycle guard
         own = parse_time(f.annotations.get(CREATED))
-        if own is None and f.is_index:
+        if own is None and is_index(f):
             ages = [age(d["digest"], depth + 1) for d in child_descriptors(f) if d["digest"] not in attests]
             known = [a for a in ages if a is not None]
-            real = [a for a in known if a >= _PLACEHOLDER_BEFORE]
+            real = [a for a in known if a >= PLACEHOLDER_BEFORE]
             own = max(real) if real else (max(known) if known else None)
         elif own is None:
             own = created_of(f.annotations, reader.config_of(digest))

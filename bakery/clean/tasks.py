@@ -1,6 +1,7 @@
 """Task: ``clean``: registry retention (dry run by default) and, with ``--local``, local cleanup.
 
-Parses flags, prints; the work is in :mod:`bakery.clean.execute` (see docs/clean.md).
+Parses flags, prints; the work is in :mod:`bakery.clean.policy` (what to clean), :mod:`bakery.clean.execute`
+(the registry) and :mod:`bakery.clean.local` (this machine); see docs/clean.md.
 """
 
 from __future__ import annotations
@@ -8,63 +9,23 @@ from __future__ import annotations
 import json
 import re
 import sys
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any
 
 from invoke import Context, task
 
 from bakery.clean import execute as core
+from bakery.clean import local, policy
+from bakery.clean.model import DELETE_DIGEST, Plan
+from bakery.cli import Progress, config_from, docker_from, errors_to_exit
 from bakery.errors import BakeryError, RegistryError
-from bakery.clean.retention import DELETE_DIGEST, Plan
-from bakery.cli import config_from, docker_from, errors_to_exit
-from bakery.humanize import human_bytes as format_bytes
+from bakery.humanize import short_digest, human_bytes as format_bytes
 
-__all__ = ["Progress", "clean", "format_bytes", "plan_table"]
-
-
-class Progress:
-    """A one-line progress indicator on stderr: rewritten in place on a terminal, a line per finished phase
-    (and at most one every ``every`` seconds) otherwise, so CI logs stay short."""
-
-    def __init__(self, stream: TextIO | None = None, every: float = 10.0) -> None:
-        self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.every = every
-        self.label = ""
-        # a terminal shows the first update at once; a log waits `every` seconds before an unfinished phase
-        self._last = float("-inf") if self.tty else time.monotonic()
-        self._shown = ""
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        finished = total > 0 and done >= total
-        text = f"{self.label}: {phase} {done}/{total}" if self.label else f"{phase} {done}/{total}"
-        if self.tty:
-            if finished or now - self._last >= 0.1:
-                self.stream.write(f"\r\x1b[K{text}")
-                self.stream.flush()
-                self._last = now
-                self._shown = text
-        elif total > 1 and ((finished and text != self._shown) or (done and now - self._last >= self.every)):
-            self.stream.write(text + "\n")
-            self.stream.flush()
-            self._last = now
-            self._shown = text
-
-    def end(self) -> None:
-        if self.tty and self._shown:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-        self._shown = ""
+__all__ = ["clean", "format_bytes", "plan_table"]
 
 
 _DIGEST = re.compile(r"sha256:([0-9a-f]{12})[0-9a-f]{52}")
-
-
-def _short(digest: str) -> str:
-    return digest[:19] if digest.startswith("sha256:") else digest
 
 
 def _abbreviate(text: str) -> str:
@@ -86,9 +47,9 @@ def plan_table(ref: str, plan: Plan, snapshot_tags: int, snapshot_manifests: int
         rows.append(("remove tag", a.tag, "", f"{a.reason}; {how}"))
     for d in plan.delete_digests:
         kind = platforms.get(d.digest) or ""
-        rows.append(("delete", f"{_short(d.digest)} {kind}".rstrip(), format_bytes(d.bytes), d.reason))
+        rows.append(("delete", f"{short_digest(d.digest)} {kind}".rstrip(), format_bytes(d.bytes), d.reason))
     for p in plan.protected:
-        rows.append(("protect", _short(p.what) if p.what.startswith("sha256:") else p.what, "", p.why))
+        rows.append(("protect", short_digest(p.what) if p.what.startswith("sha256:") else p.what, "", p.why))
     for w in plan.warnings:
         rows.append(("warning", "", "", w))
     head = (f"{ref}: {snapshot_tags} tags, {snapshot_manifests} manifests -> remove {len(plan.remove_tags)} tags, "
@@ -134,18 +95,18 @@ def clean(c: Context, image: list[str] | None = None, yes: bool = False, json_: 
 
 
 def _registry(cfg: Any, images: Sequence[str], yes: bool, as_json: bool, workers: int) -> None:
-    policy = core.policy_for(cfg)
-    chosen = core.targets(cfg, images)
-    registry = core.registry_client(cfg)
+    retention = policy.policy_for(cfg)
+    chosen = policy.targets(cfg, images)
+    registry = policy.registry_client(cfg)
     now = datetime.now(UTC).replace(microsecond=0)
-    progress = Progress()
+    progress = Progress(sys.stderr)
     report: dict[str, Any] = {"dry_run": not yes, "now": now.isoformat(), "repositories": []}
     failed: list[str] = []
     out = sys.stdout
     for target in chosen:
         progress.label = target.ref
         try:
-            repo_plan = core.plan_target(registry, target, policy, now, workers=workers, progress=progress)
+            repo_plan = core.plan_target(registry, target, retention, now, workers=workers, progress=progress)
         except RegistryError as exc:   # reading failed: nothing was changed in this repository; go on with the rest
             progress.end()
             report["repositories"].append({"image": target.image, "ref": target.ref, "error": str(exc)})
@@ -185,6 +146,8 @@ def _registry(cfg: Any, images: Sequence[str], yes: bool, as_json: bool, workers
 
 
 def _summary(plan: Plan, outcome: core.Outcome) -> str:
+    if outcome.refused:
+        return "  nothing was changed: the registry refuses DELETE"
     untagged = sum(1 for e in outcome.done if e.action == "untag")
     deleted = {e.what for e in outcome.done if e.action == "delete"}
     with_digest = sum(1 for a in plan.remove_tags if a.method == DELETE_DIGEST and a.digest in deleted)
@@ -193,12 +156,19 @@ def _summary(plan: Plan, outcome: core.Outcome) -> str:
     lines += [f"  skipped {e.what}: {e.detail}" for e in outcome.skipped]
     lines += [f"  FAILED {e.what}: {e.detail}" for e in outcome.failed]
     lines += [f"  INVALID {p}" for p in outcome.problems]
+    if outcome.restored:
+        lines.append(f"  restored {len(outcome.restored)} manifests deleted while a tag published meanwhile "
+                     f"needed them (PUT back from the run's bytes)")
     if outcome.ok:
-        lines.append("  validated: every kept tag and everything it reaches resolves")
+        tags, manifests = outcome.verified
+        lines.append(f"  validated: every kept tag and everything it reaches resolves (all {tags} tags of the "
+                     f"repository, {manifests} manifests, read after the last delete)")
     return "\n".join(lines)
 
 
 def _failure(ref: str, outcome: core.Outcome) -> str:
+    if outcome.refused:
+        return f"{ref}: {outcome.refused}"
     if not outcome.complete:
         first = outcome.failed[0].detail if outcome.failed else "stopped"
         where = f" (journal {', '.join(outcome.journal)})" if outcome.journal else ""
@@ -210,11 +180,11 @@ def _failure(ref: str, outcome: core.Outcome) -> str:
 def _local(c: Context, cfg: Any, yes: bool, as_json: bool, keep_storage: str | None, filters: list[str],
            builder_prefix: str, image_filters: list[str]) -> None:
     docker = docker_from(c, cfg)
-    steps = core.local_steps(docker, cfg, keep_storage=keep_storage, filters=filters,
+    steps = local.local_steps(docker, cfg, keep_storage=keep_storage, filters=filters,
                              builder_prefix=builder_prefix, image_filters=image_filters)
     report: dict[str, Any] = {"dry_run": not yes, "local": [s.to_dict() for s in steps]}
     if yes:
-        report["local"] = core.run_local(docker, steps)
+        report["local"] = local.run_local(docker, steps)
     if as_json:
         print(json.dumps(report, indent=2, sort_keys=True))
         return

@@ -1,5 +1,5 @@
 """bakery.yaml: the records (:mod:`.model`), loading with overrides (:mod:`.load`), validation (:mod:`.validate`),
-the bake variables (:mod:`.variables`) and importing images from bake or compose files (:mod:`.importers`).
+the bake variables (:mod:`.variables`) and importing images from bake or compose files evaluated by buildx (:mod:`.bake_import`).
 Imports no wing and no Invoke."""
 
 from bakery.config.load import load

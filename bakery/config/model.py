@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bakery.capabilities import TARGET_ATTRS
 from bakery.config.lines import KeyLines
 
 CONFIG_FILE = "bakery.yaml"
@@ -32,13 +33,8 @@ GROUP_KEYS = ("platforms", "builder")
 BUILDER_KEYS = ("driver", "context", "endpoint", "driver_opts", "platforms", "max_parallel", "nodes")
 NODE_KEYS = ("context", "endpoint", "platforms", "driver_opts")
 IMPLICIT_BUILDER = "default"
-# raw target attributes an image may pass through under `bake:` -> first buildx version that knows them
-PASSTHROUGH_ATTRS: dict[str, tuple[int, int]] = {
-    "secret": (0, 0), "ssh": (0, 0), "no-cache-filter": (0, 0), "contexts": (0, 0), "pull": (0, 0),
-    "shm-size": (0, 13), "ulimits": (0, 13), "annotations": (0, 12),
-    "call": (0, 16), "description": (0, 16), "network": (0, 17), "entitlements": (0, 17),
-    "extra-hosts": (0, 25), "policy": (0, 31), "resources": (0, 35),
-}
+# raw target attributes an image may pass through under `bake:` (which buildx reads which: bakery.capabilities)
+PASSTHROUGH_ATTRS = tuple(TARGET_ATTRS)
 
 
 @dataclass(frozen=True)

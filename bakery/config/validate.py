@@ -233,7 +233,8 @@ class Validator:
             return None
         context = Path(os.path.relpath(ctx_path.resolve(), self.root.resolve())).as_posix()
         dockerfile = self.string(data.get("dockerfile"), f"{key}.dockerfile") or "Dockerfile"
-        if not (ctx_path / dockerfile).is_file():
+        inline = isinstance(data.get("bake"), Mapping) and "dockerfile-inline" in data["bake"]
+        if not inline and not (ctx_path / dockerfile).is_file():
             self.err(f"{key}.dockerfile", f"{(Path(context) / dockerfile).as_posix()!r} does not exist "
                                           "(dockerfile is relative to the context)")
         repository = self.string(data.get("repository"), f"{key}.repository") or name
@@ -262,7 +263,7 @@ class Validator:
         test_cmd: tuple[str, ...] | None = None
         if test is not None:
             test_cmd = tuple(self.string_list(test, f"{key}.test"))
-        bake = self.mapping(data.get("bake"), f"{key}.bake", tuple(PASSTHROUGH_ATTRS))
+        bake = self.mapping(data.get("bake"), f"{key}.bake", PASSTHROUGH_ATTRS)
         return Image(name=name, context=context, dockerfile=dockerfile, platform_groups=tuple(chosen),
                      repository=repository, target=self.string(data.get("target"), f"{key}.target"), args=args,
                      labels=self.string_map(data.get("labels"), f"{key}.labels"), test=test_cmd, bake=bake)

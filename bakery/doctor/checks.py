@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bakery.capabilities import NEWEST_TESTED, OLDEST_TESTED, parse_version, version_string
 from bakery.config.model import Config
 from bakery.docker import Docker
 from bakery.doctor.facts import BuilderFacts, Facts, gather, qemu_handler
 from bakery.errors import BakeryError
-from bakery.oci.platforms import parse_platform
+from bakery.oci.platforms import is_emulated, parse_platform
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,9 @@ class Check:
 
 def can_build(platform: str, bf: BuilderFacts, emulators: frozenset[str]) -> tuple[bool, str]:
     """Whether a builder can build ``platform``: natively, via its platform list, or via this machine's QEMU."""
-    p = parse_platform(platform)
+    p = parse_platform(platform)          # raises on a bad platform, which is_emulated would not
     native = parse_platform(bf.native)
-    if (p.os, p.arch) == (native.os, native.arch):
+    if not is_emulated(platform, bf.native):
         return True, "native"
     listed = set()
     for s in (bf.info.platforms if bf.info else ()) + bf.builder.platforms:
@@ -60,6 +61,19 @@ def _builder_check(bf: BuilderFacts) -> Check:
     return Check(name, ok, detail, "" if ok else "run `invoke setup` (bootstraps it)")
 
 
+def _buildx_check(version: str) -> Check:
+    """buildx itself; one older than the oldest bakery is tested with passes, with the upgrade to make."""
+    if not version:
+        return Check("buildx", False, "missing", "install the docker-buildx package")
+    parsed = parse_version(version)
+    if parsed is not None and parsed < OLDEST_TESTED:
+        return Check("buildx", True, f"{version} (older than {version_string(OLDEST_TESTED)}, the oldest bakery is "
+                                     "tested with)",
+                     f"upgrade buildx to {version_string(OLDEST_TESTED)} or newer (tested up to "
+                     f"{version_string(NEWEST_TESTED)}): the docker-buildx package, or Docker's buildx release")
+    return Check("buildx", True, version)
+
+
 def assess(config: Config, facts: Facts, groups: Sequence[str] = ()) -> list[Check]:
     """Checks for the engine, buildx, emulation, the registry, every builder and every platform group."""
     checks: list[Check] = []
@@ -68,13 +82,13 @@ def assess(config: Config, facts: Facts, groups: Sequence[str] = ()) -> list[Che
                             "start the stack: `make stack` (or start dockerd)"))
     else:
         e = facts.engine
-        checks.append(Check("engine", True, f"Docker {e.server_version} ({e.os_arch})"))
+        parts = "".join(f", {n} {v}" for n, v in facts.components.items() if n in ("containerd", "runc"))
+        checks.append(Check("engine", True, f"Docker {e.server_version} ({e.os_arch}){parts}"))
         checks.append(Check("image store", e.image_store == "containerd", e.image_store,
                             "" if e.image_store == "containerd" else
                             'set {"features":{"containerd-snapshotter":true}} in /etc/docker/daemon.json and '
                             "restart dockerd (needed for multi-platform images and registry cache with the docker driver)"))
-    checks.append(Check("buildx", bool(facts.buildx), facts.buildx or "missing",
-                        "" if facts.buildx else "install the docker-buildx package"))
+    checks.append(_buildx_check(facts.buildx))
     selected = list(groups) or list(config.platform_groups)
     needed = sorted({qemu_handler(p) for g in selected for p in config.platform_groups[g].platforms
                      if _needs_qemu(p, facts.builders.get(config.builder_of(g).name), facts.emulators)})
@@ -120,8 +134,7 @@ def assess(config: Config, facts: Facts, groups: Sequence[str] = ()) -> list[Che
 def _needs_qemu(platform: str, bf: BuilderFacts | None, emulators: frozenset[str]) -> bool:
     if bf is None or not bf.local:
         return False
-    p, native = parse_platform(platform), parse_platform(bf.native)
-    if p.os != native.os or p.arch == native.arch:
+    if parse_platform(platform).os != parse_platform(bf.native).os or not is_emulated(platform, bf.native):
         return False
     ok, via = can_build(platform, bf, emulators)
     return not ok or via.startswith("emulated")

@@ -37,6 +37,7 @@ class Facts:
     builders: Mapping[str, BuilderFacts] = field(default_factory=dict)
     engine: EngineInfo | None = None    # the engine of the current docker context
     engine_error: str = ""
+    components: Mapping[str, str] = field(default_factory=dict)   # doctor: containerd, runc, ... versions
 
 
 def qemu_handler(platform: str) -> str:
@@ -61,14 +62,6 @@ def _is_local_endpoint(endpoint: str) -> bool:
     return endpoint.startswith("unix://") or endpoint.startswith("npipe://") or endpoint == ""
 
 
-def context_endpoint(base: Docker, context: str | None) -> str:
-    args = base.cmd("context", "inspect", "--format", "{{.Endpoints.docker.Host}}")
-    if context:
-        args.append(context)
-    res = base.runner.run(args, env=base.env, check=False)
-    return res.stdout.strip() if res.returncode == 0 else ""
-
-
 def builder_facts(builder: Builder, base: Docker, default_native: str) -> BuilderFacts:
     docker = docker_for(base, builder)
     if builder.driver == "docker":
@@ -77,13 +70,13 @@ def builder_facts(builder: Builder, base: Docker, default_native: str) -> Builde
         except BakeryError as exc:
             return BuilderFacts(builder, error=f"{describe(builder)}: {exc}", native=default_native)
         info = docker.builder_info(builder.context) if builder.context else docker.builder_info()
-        local = _is_local_endpoint(context_endpoint(base, builder.context))
+        local = _is_local_endpoint(base.context_endpoint(builder.context))
         return BuilderFacts(builder, engine, "", info, engine.os_arch, local)
     info = docker.builder_info(builder.name)
     if info is None:
         return BuilderFacts(builder, error="does not exist", native=default_native)
     native = info.platforms[0] if info.platforms else default_native
-    local = builder.driver == "docker-container" and _is_local_endpoint(context_endpoint(base, builder.context))
+    local = builder.driver == "docker-container" and _is_local_endpoint(base.context_endpoint(builder.context))
     try:
         native = str(parse_platform(native))
     except PlatformError:
@@ -91,8 +84,9 @@ def builder_facts(builder: Builder, base: Docker, default_native: str) -> Builde
     return BuilderFacts(builder, None, "", info, native, local)
 
 
-def gather(config: Config, base: Docker, groups: Sequence[str] = ()) -> Facts:
-    """Everything doctor and the build preflight judge, for the builders the selected groups use."""
+def gather(config: Config, base: Docker, groups: Sequence[str] = (), *, stack: bool = False) -> Facts:
+    """Everything doctor and the build preflight judge, for the builders the selected groups use; ``stack``
+    also reads the engine's components (containerd, runc) for doctor's stack line."""
     engine, engine_error = None, ""
     try:
         engine = base.engine()
@@ -111,4 +105,6 @@ def gather(config: Config, base: Docker, groups: Sequence[str] = ()) -> Facts:
         registry_error = str(exc)
     native = engine.os_arch if engine else "linux/amd64"
     per = {b.name: builder_facts(b, base, native) for b in config.builders_for(groups)}
-    return Facts(buildx, enabled_emulators(), f"{registry.base}/v2/", registry_error, per, engine, engine_error)
+    components = base.server_components() if stack and engine else {}
+    return Facts(buildx, enabled_emulators(), registry.api_url, registry_error, per, engine, engine_error,
+                 components)

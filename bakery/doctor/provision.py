@@ -20,49 +20,34 @@ from bakery.process import Runner
 
 def ensure(builder: Builder, base: Docker) -> BuilderInfo:
     """Create (if missing) and bootstrap one builder; idempotent. Returns what buildx reports about it."""
-    runner = base.runner
     if builder.driver == "docker":
-        if builder.context and builder.endpoint:
-            probe = runner.run(base.cmd("context", "inspect", builder.context), check=False)
-            if probe.returncode != 0:
-                runner.run(base.cmd("context", "create", builder.context, "--docker", f"host={builder.endpoint}"),
-                           action=True)
-        docker = docker_for(base, builder)
-        info = docker.builder_info(builder.context) if builder.context else docker.builder_info()
-        if info is None and not runner.dry_run:
-            hint = f"create it: docker context create {builder.context} --docker host=unix:///path/to/docker.sock" \
-                if builder.context else "start dockerd"
-            raise BakeryError(f"{describe(builder)}: docker context not usable; {hint}")
-        return info or BuilderInfo(builder.name, "docker", "", (), "")
+        return _ensure_engine(builder, base)
     docker = docker_for(base, builder)
     info = docker.builder_info(builder.name)
     if info is None:
-        create = base.cmd("buildx", "create", "--name", builder.name, "--driver", builder.driver)
-        for k, v in sorted(builder.driver_opts.items()):
-            create += ["--driver-opt", f"{k}={v}"]
-        if builder.platforms:
-            create += ["--platform", ",".join(builder.platforms)]
-        if builder.endpoint:
-            create.append(builder.endpoint)
-        runner.run(create, env=docker.env, action=True)
+        docker.create_builder(builder.name, builder.driver, builder.driver_opts, builder.platforms, builder.endpoint)
         for node in builder.nodes:
-            append = base.cmd("buildx", "create", "--append", "--name", builder.name)
-            for k, v in sorted(node.driver_opts.items()):
-                append += ["--driver-opt", f"{k}={v}"]
-            if node.platforms:
-                append += ["--platform", ",".join(node.platforms)]
-            target = node.endpoint or node.context
-            if target:
-                append.append(target)
-            runner.run(append, env=docker.env, action=True)
+            docker.create_builder(builder.name, builder.driver, node.driver_opts, node.platforms,
+                                  node.endpoint or node.context, append=True)
     if info is None or info.status not in ("running", ""):
-        out = runner.run(base.cmd("buildx", "inspect", "--bootstrap", builder.name), env=docker.env, action=True,
-                         check=False)
-        if out.returncode != 0 and not runner.dry_run:
-            last = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"
-            raise BakeryError(f"{describe(builder)}: bootstrap failed: {last}")
+        failed = docker.bootstrap(builder.name)
+        if failed:
+            raise BakeryError(f"{describe(builder)}: bootstrap failed: {failed}")
         info = docker.builder_info(builder.name)
     return info or BuilderInfo(builder.name, builder.driver, "", (), "")
+
+
+def _ensure_engine(builder: Builder, base: Docker) -> BuilderInfo:
+    """A docker-driver builder is an engine's docker context: created from ``endpoint`` when it is missing."""
+    if builder.context and builder.endpoint and not base.context_exists(builder.context):
+        base.create_context(builder.context, builder.endpoint)
+    docker = docker_for(base, builder)
+    info = docker.builder_info(builder.context) if builder.context else docker.builder_info()
+    if info is None and not base.runner.dry_run:
+        hint = f"create it: docker context create {builder.context} --docker host=unix:///path/to/docker.sock" \
+            if builder.context else "start dockerd"
+        raise BakeryError(f"{describe(builder)}: docker context not usable; {hint}")
+    return info or BuilderInfo(builder.name, "docker", "", (), "")
 
 
 def register_qemu(platforms: Sequence[str], runner: Runner, native: str, binfmt: Path = BINFMT,
@@ -84,7 +69,7 @@ def register_qemu(platforms: Sequence[str], runner: Runner, native: str, binfmt:
             runner.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(binfmt)], action=True)
         line = next(ln for ln in conf.read_text().splitlines() if ln and not ln.startswith("#"))
         if runner.dry_run or runner.verbose:
-            print(f"+ register {handler} in {binfmt}/register (from {conf})")
+            print(f"+ register {handler} in {binfmt}/register (from {conf})", file=runner.out)
         if not runner.dry_run:
             try:
                 (binfmt / "register").write_text(line)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from invoke import Context, Exit, task
 
+from bakery.config.model import Config
+from bakery.docker import Docker
 from bakery.cli import config_from, docker_from, errors_to_exit
 from bakery.docker import describe
-from bakery.doctor.checks import assess
+from bakery.build.check import run_checks, unavailable
+from bakery.doctor.checks import Check, assess
 from bakery.doctor.facts import gather
 from bakery.doctor.provision import ensure, register_qemu
 from bakery.errors import BakeryError
@@ -36,13 +40,16 @@ def setup(c: Context, dry_run: bool = False, verbose: bool = False, config: str 
         raise BakeryError("; ".join(f"{ch.name}: {ch.detail}" for ch in failing))
 
 
-@task(help={"json": "print the checks as JSON"})
+@task(help={"json": "print the checks as JSON",
+            "check": "also run the Dockerfile build checks of every target (buildx >= 0.16; see `check`)"})
 @errors_to_exit
-def doctor(c: Context, json_: bool = False, config: str | None = None) -> None:
+def doctor(c: Context, json_: bool = False, check: bool = False, config: str | None = None) -> None:
     """Report engine, buildx, BuildKit, image store, emulators, registry, and per group whether it can build."""
     cfg = config_from(c, config)
     docker = docker_from(c, cfg)
-    checks = assess(cfg, gather(cfg, docker))
+    checks = assess(cfg, gather(cfg, docker, stack=True))
+    if check:
+        checks.append(build_checks(cfg, docker))
     if json_:
         print(json.dumps([ch.__dict__ for ch in checks], indent=2))
     else:
@@ -52,3 +59,13 @@ def doctor(c: Context, json_: bool = False, config: str | None = None) -> None:
                 print(f"      {'':<18} fix: {ch.fix}")
     if not all(ch.ok for ch in checks):
         raise Exit(code=1)
+
+
+def build_checks(cfg: Config, docker: Docker) -> Check:
+    """The Dockerfile build checks as one doctor check: findings are reported, they do not fail doctor."""
+    found = run_checks(cfg, docker, sys.stderr)
+    if found is None:
+        return Check("build checks", True, unavailable(docker))
+    detail = "; ".join(str(w) for w in found) if found else "no findings"
+    return Check("build checks", True, f"{len(found)} finding(s): {detail}" if found else detail,
+                 "see `bakery check`" if found else "")

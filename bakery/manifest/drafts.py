@@ -8,10 +8,7 @@ but for buildx output (indexes with attestation entries) and local insecure regi
 - A draft (what ``manifest.create`` prepares and ``manifest.annotate`` edits) is a JSON file under
   ``<bake_dir>/manifests/``; :func:`push_draft` copies children from other repositories of the same registry
   (blob mounts, then manifests by digest) and PUTs one deterministic OCI index (:func:`bakery.oci.index.make_index`).
-- :func:`untag` removes ONE tag safely on registries that cannot delete tags (distribution 2.8): it points the
-  tag at a tiny manifest unique to that tag (:func:`untag_manifest`, on the empty config that
-  :func:`ensure_empty_config` uploads; ``clean`` re-points tags with the same two) and deletes that manifest by
-  digest. A digest another tag or an index refers to is never deleted, so published indexes stay pullable.
+- removing ONE tag (``manifest.rm``) is :func:`bakery.oci.untag.untag`, shared with ``release`` and ``clean``.
 
 Nothing here runs ``docker manifest`` (it refuses indexes and drops attestations).
 """
@@ -25,19 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from bakery.atomic import write_file
+from bakery.humanize import short_digest
 from bakery.errors import BakeryError
 from bakery.oci.reference import InvalidReference, Reference, parse_reference
-from bakery.oci.registry import MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST, Manifest, Registry, digest_of
-from bakery.clean.snapshot import LEFTOVER
+from bakery.oci.registry import MANIFEST_TYPES, OCI_INDEX, Manifest, Registry
 from bakery.oci.index import index_entries, is_attestation, make_index, platform_of_config, platform_string, read_config
+# moved to bakery.oci.untag; re-imported for callers in other wings (release, bench, manifest tests) that still
+# import them from here
+from bakery.oci.untag import untag as untag, untag_manifest as untag_manifest  # noqa: F401
 
 ATTESTATION_MODES: tuple[str, ...] = ("keep", "drop")
 REFERENCE_DIGEST = "vnd.docker.reference.digest"
-EMPTY_CONFIG = b"{}"
-EMPTY_CONFIG_TYPE = "application/vnd.oci.empty.v1+json"
-EMPTY_DIGEST = digest_of(EMPTY_CONFIG)
-UNTAG_ARTIFACT = "application/vnd.bakery.untag.v1"
-UNTAG_ANNOTATION = "dev.bakery.untag"
 DRAFT_DIR = "manifests"
 
 
@@ -175,7 +170,8 @@ def _selected(entry: Mapping[str, Any], selector: str, origins: Mapping[str, str
 
 
 def short(digest: str) -> str:
-    return digest.split(":", 1)[-1][:12] if digest else "-"
+    """A digest as index tables show it: 12 hex digits, no algorithm."""
+    return short_digest(digest, algorithm=False)
 
 
 def index_bytes(entries: Sequence[Mapping[str, Any]], annotations: Mapping[str, str] | None = None) -> bytes:
@@ -227,26 +223,6 @@ def inspect_dict(ref: str, manifest: Manifest, rows: Sequence[Row]) -> dict[str,
                          "attestationOf": r.attestation_of or None} for r in rows]}
 
 
-# --------------------------------------------------------------------------- pure: untag placeholder
-def untag_manifest(repository: str, tag: str, previous: str | None, nonce: str = "") -> bytes:
-    """The placeholder a tag is re-pointed at to remove it (``manifest.rm``, ``release --untag-intermediate``,
-    ``clean``): a tiny OCI manifest unique to (repository, tag, the digest the tag pointed at, ``nonce``), with
-    no layers and the empty config. Deleting its digest removes exactly this tag, nothing shared.
-
-    Its annotations name the tag and mark it as a leftover (``dev.bakery.clean.execute: untag``), so one that an
-    interrupted run left under a tag is removed by the next ``clean``."""
-    annotations = {LEFTOVER: "untag", UNTAG_ANNOTATION: f"{repository}:{tag}",
-                   f"{UNTAG_ANNOTATION}.previous": previous or ""}
-    if nonce:
-        annotations[f"{UNTAG_ANNOTATION}.nonce"] = nonce
-    doc = {
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": UNTAG_ARTIFACT,
-        "config": {"mediaType": EMPTY_CONFIG_TYPE, "digest": EMPTY_DIGEST, "size": len(EMPTY_CONFIG)},
-        "layers": [], "annotations": annotations,
-    }
-    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
-
-
 # --------------------------------------------------------------------------- registry operations
 def fetch(registry: Registry, repository: str, ref: str) -> Manifest:
     """GET a manifest; a missing one is a one-line error naming it."""
@@ -271,12 +247,6 @@ def layer_bytes(manifest: Manifest) -> int:
     return sum(int(layer.get("size", 0)) for layer in manifest.json.get("layers") or [])
 
 
-def ensure_empty_config(registry: Registry, repository: str) -> None:
-    """Make the empty config blob (every untag placeholder's config) exist in ``repository``."""
-    if not registry.blob_exists(repository, EMPTY_DIGEST):
-        registry.put_blob(repository, EMPTY_CONFIG)
-
-
 def copy_manifest(registry: Registry, src: str, dst: str, digest: str) -> None:
     """Make ``src@digest`` (and everything it references) exist in ``dst`` of the same registry, by digest."""
     if src == dst or registry.head_manifest(dst, digest):
@@ -293,33 +263,6 @@ def copy_manifest(registry: Registry, src: str, dst: str, digest: str) -> None:
             if d and not registry.blob_exists(dst, d) and not registry.mount_blob(dst, d, src):
                 registry.put_blob(dst, registry.get_blob(src, d))
     registry.put_manifest(dst, digest, manifest.raw, manifest.media_type)
-
-
-@dataclass(frozen=True)
-class Untagged:
-    repository: str
-    tag: str
-    previous: str | None            # the digest the tag pointed at (kept in the registry)
-    placeholder: str                # the tiny manifest that was put under the tag and deleted
-
-
-def untag(registry: Registry, repository: str, tag: str) -> Untagged:
-    """Remove one tag without deleting what it pointed at (registry 2.8 has no tag DELETE).
-
-    PUT a manifest unique to this tag under it (the tag moves off the shared digest), then DELETE that
-    manifest by digest (only this tag pointed at it). Leaves the 2-byte empty config blob, as every such
-    untag does, until the registry's garbage collection.
-    """
-    previous = registry.head_manifest(repository, tag)
-    if previous is None:
-        raise BakeryError(f"{registry.host}/{repository}:{tag} does not exist")
-    raw = untag_manifest(repository, tag, previous)
-    ensure_empty_config(registry, repository)
-    placeholder = registry.put_manifest(repository, tag, raw, OCI_MANIFEST)
-    if placeholder == previous:     # cannot happen (the placeholder names `previous`), but never delete a shared digest
-        raise BakeryError(f"{repository}:{tag}: placeholder digest equals the tagged digest; nothing deleted")
-    registry.delete_manifest(repository, placeholder)
-    return Untagged(repository, tag, previous, placeholder)
 
 
 # --------------------------------------------------------------------------- drafts (create/annotate/push)

@@ -17,6 +17,7 @@ from bakery.config.variables import VAR_REGISTRY, bake_variables
 from bakery.errors import BakeryError
 from bakery.manifest import drafts as man
 from bakery.oci.registry import OCI_INDEX, Manifest, Registry, digest_of
+from bakery.oci.untag import untag
 
 
 def _where(c: Context, config: str | None) -> tuple[Path, str | None]:
@@ -144,7 +145,7 @@ def rm(c: Context, ref: str, draft: bool = False, config: str | None = None) -> 
         return
     if r.digest or not r.tag:
         raise BakeryError(f"{ref}: give a tag (repo:tag); bakery never deletes a manifest by digest here")
-    done = man.untag(Registry.for_host(r.domain), r.path, r.tag)
+    done = untag(Registry.for_host(r.domain), r.path, r.tag)
     print(f"untagged {r.name}:{r.tag} (was {done.previous}; that manifest is kept)")
 
 

@@ -1,8 +1,9 @@
 """Stitching: per-group build results (indexes or single manifests, in one repository) -> one OCI index.
 
 Pure parts (:func:`index_entries`, :func:`make_index`, :func:`platform_of_config`) take manifests and return
-data; :func:`config_platform` (the platform of an image manifest, from its config blob) and :func:`stitch` do the
-registry calls. Attestation manifests (``vnd.docker.reference.type: attestation-manifest``) are carried over
+data; :func:`config_platform` (the platform of an image manifest, from its config blob) and :func:`read_part` do the
+registry reads. The stitcher that build and release share (:mod:`bakery.build.stitch`) makes its index from
+:class:`Part` records. Attestation manifests (``vnd.docker.reference.type: attestation-manifest``) are carried over
 with the platform manifests they describe, so nothing in the final index dangles.
 """
 
@@ -14,7 +15,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bakery.errors import RegistryError
 from bakery.oci.registry import OCI_INDEX, Manifest, Registry
 
 ATTESTATION = "attestation-manifest"
@@ -55,7 +55,8 @@ def config_platform(registry: Registry, repository: str, manifest_json: Mapping[
     return platform_of_config(read_config(registry, repository, manifest_json))
 
 
-def index_entries(manifest: Manifest, config_platform: Callable[[dict[str, Any]], dict[str, Any]]) -> list[dict[str, Any]]:
+def index_entries(manifest: Manifest,
+                  config_platform: Callable[[dict[str, Any]], dict[str, Any]]) -> list[dict[str, Any]]:
     """Descriptors to put in the final index for one group result.
 
     An index contributes its entries as they are; a single manifest becomes one descriptor whose platform is
@@ -88,31 +89,26 @@ def make_index(entries: Sequence[dict[str, Any]], annotations: dict[str, str] | 
 
 
 @dataclass(frozen=True)
-class Stitched:
-    repository: str
-    tag: str
+class Part:
+    """One per-group result read from its repository: the manifest and the descriptors it adds to an index."""
+
     digest: str
-    platforms: tuple[str, ...]
-    sources: tuple[str, ...]   # the per-group digests it was made from
+    manifest: Manifest
+    entries: tuple[dict[str, Any], ...]
+
+    @property
+    def platforms(self) -> list[str]:
+        """The image platforms it holds, in its order (attestations left out)."""
+        return platforms_of(self.entries)
 
 
-def stitch(registry: Registry, repository: str, tags: Sequence[str], sources: Sequence[tuple[str, Sequence[str]]],
-           annotations: dict[str, str] | None = None) -> Stitched:
-    """Merge per-group results into one index and push it under every tag.
+def read_part(registry: Registry, repository: str, digest: str) -> Part:
+    """Fetch one per-group result (and, for a single manifest, its config blob for the platform)."""
+    manifest = registry.get_manifest(repository, digest)
+    entries = index_entries(manifest, functools.partial(config_platform, registry, repository))
+    return Part(digest, manifest, tuple(entries))
 
-    ``sources`` is ``[(digest, expected platforms)]`` in group order; a group whose result does not hold
-    exactly its expected platforms is an error before anything is pushed.
-    """
-    entries: list[dict[str, Any]] = []
-    for digest, expected in sources:
-        manifest = registry.get_manifest(repository, digest)
-        group_entries = index_entries(manifest, functools.partial(config_platform, registry, repository))
-        found = platforms_of(group_entries)
-        if sorted(found) != sorted(expected):
-            raise RegistryError(f"{repository}@{digest}: holds platforms {found}, expected {list(expected)}")
-        entries.extend(group_entries)
-    raw = make_index(entries, annotations)
-    digest = ""
-    for tag in tags:
-        digest = registry.put_manifest(repository, tag, raw, OCI_INDEX)
-    return Stitched(repository, ",".join(tags), digest, tuple(platforms_of(entries)), tuple(d for d, _ in sources))
+
+def holds_exactly(found: Sequence[str], expected: Sequence[str]) -> bool:
+    """Whether a group result holds its group's platforms, no more and no fewer (order aside)."""
+    return sorted(found) == sorted(expected)

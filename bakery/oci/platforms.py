@@ -76,3 +76,14 @@ def parse_platform(text: str) -> Platform:
     if arch == "amd64" and variant == "v1":
         variant = ""
     return Platform(os_, arch, variant)
+
+
+def is_emulated(platform: str, native: str) -> bool:
+    """True if ``platform`` needs QEMU on a ``native`` host: another OS or architecture (variants don't count,
+    ``linux/arm64`` runs ``linux/arm64/v8`` natively).  A platform that does not parse is never called emulated:
+    the answer feeds reports and advice, and validation names bad platforms elsewhere."""
+    try:
+        p, n = parse_platform(platform), parse_platform(native)
+    except PlatformError:
+        return False
+    return (p.os, p.arch) != (n.os, n.arch)

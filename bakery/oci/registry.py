@@ -6,7 +6,12 @@
   following the ``WWW-Authenticate`` challenge; secrets are never printed;
 - manifests are always requested with every manifest media type in ``Accept`` (a narrow Accept makes registry 2.8
   answer with a converted or child manifest) and the digest is verified against the bytes;
-- 429, 5xx and timeouts are retried with backoff, honouring ``Retry-After``.
+- 429, 5xx and timeouts are retried with backoff, honouring ``Retry-After``;
+- credentials go only to the registry's own origin (scheme, host, port) and to the token realm its own challenge
+  names: a redirect or ``Link`` elsewhere is followed without them (a ``Link`` to another origin is refused);
+- everything is bounded: one deadline per request (redirects and the whole body included, however slowly a server
+  drips), body limits as distribution's own (4 MiB for a manifest or a tag list page), at most 5 redirects, tag
+  pagination that loops is an error; every malformed answer is one line naming the URL.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ import ipaddress
 import json
 import os
 import re
-import subprocess
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,16 +34,41 @@ from typing import Any
 import requests
 
 from bakery.oci.reference import split_domain
-from bakery.errors import RegistryError
+from bakery.process import Runner
+from bakery.errors import BakeryError, RegistryError
+from bakery.oci.media import (ACCEPT as ACCEPT, ALL_MANIFEST_TYPES as ALL_MANIFEST_TYPES, DOCKER_LIST as DOCKER_LIST,
+                              DOCKER_MANIFEST as DOCKER_MANIFEST, INDEX_TYPES as INDEX_TYPES,
+                              MANIFEST_TYPES as MANIFEST_TYPES, OCI_INDEX as OCI_INDEX, OCI_MANIFEST as OCI_MANIFEST)
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
-MANIFEST_TYPES = (OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
-ACCEPT = ", ".join(MANIFEST_TYPES)
 RETRY_STATUS = (429, 500, 502, 503, 504)
+MANIFEST_LIMIT = 4 << 20      # distribution refuses manifests over 4 MiB; a tag list page is held to the same
+BLOB_LIMIT = 64 << 20         # the blobs bakery reads are image configs and small artifacts, never layers
+MAX_REDIRECTS = 5
+MAX_PAGES = 10_000
+REDIRECTS = (301, 302, 303, 307, 308)
+# Docker Hub: one registry under three names; credentials are stored under the index's (as docker does)
+DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
+DOCKER_HUB_API = "registry-1.docker.io"
+DOCKER_HUB_AUTH = "https://index.docker.io/v1/"
+
+
+def parse_json(raw: bytes, what: str) -> Any:
+    """JSON from a registry answer, or a one-line RegistryError naming what it was (never a traceback: not JSON,
+    or nested deeper than Python's parser goes)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise RegistryError(f"{what}: the answer is not a JSON document ({len(raw)} bytes)") from None
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL, default ports filled in: what credentials are bound to."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.scheme, (parts.hostname or "").lower(), port or (443 if parts.scheme == "https" else 80)
 
 
 def digest_of(data: bytes) -> str:
@@ -74,12 +106,28 @@ class Manifest:
 
     @property
     def json(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.raw)
+        data = parse_json(self.raw, f"manifest {self.digest}")
+        if not isinstance(data, dict):
+            raise RegistryError(f"manifest {self.digest}: the answer is not a JSON object")
         return data
 
     @property
     def is_index(self) -> bool:
         return self.media_type in INDEX_TYPES
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The JSON document, or ``{}`` when the bytes are not a JSON object (for readers that must not fail)."""
+        try:
+            data = json.loads(self.raw)
+        except (ValueError, RecursionError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        value = self.body.get("annotations")
+        return value if isinstance(value, dict) else {}
 
 
 def docker_credentials(host: str, config_dir: Path | None = None) -> tuple[str, str] | None:
@@ -89,24 +137,30 @@ def docker_credentials(host: str, config_dir: Path | None = None) -> tuple[str, 
         cfg = json.loads((cfg_dir / "config.json").read_text())
     except (OSError, ValueError):
         return None
-    helper = (cfg.get("credHelpers") or {}).get(host) or cfg.get("credsStore")
+    hub = host in DOCKER_HUB
+    helper = (cfg.get("credHelpers") or {}).get("index.docker.io" if hub else host) or cfg.get("credsStore")
     if helper:
         try:
-            proc = subprocess.run([f"docker-credential-{helper}", "get"], input=host, capture_output=True,
-                                  text=True, timeout=30, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            proc = None
-        if proc is not None and proc.returncode == 0:
-            data = json.loads(proc.stdout)
-            return data.get("Username", ""), data.get("Secret", "")
+            proc = Runner().run([f"docker-credential-{helper}", "get"], input=DOCKER_HUB_AUTH if hub else host,
+                                timeout=30, check=False)
+            data = json.loads(proc.stdout) if proc.returncode == 0 else None
+        except (BakeryError, ValueError):
+            data = None      # no such helper, it timed out, or it answered something else: try auths next
+        if isinstance(data, dict):
+            return str(data.get("Username", "")), str(data.get("Secret", ""))
     for key, entry in (cfg.get("auths") or {}).items():
-        if re.sub(r"^https?://", "", key).rstrip("/").removesuffix("/v1") == host:
+        name = re.sub(r"^https?://", "", key).rstrip("/").removesuffix("/v1")
+        if name == host or (hub and name in DOCKER_HUB):
             if entry.get("auth"):
                 user, _, secret = base64.b64decode(entry["auth"]).decode().partition(":")
                 return user, secret
             if entry.get("username"):
                 return entry["username"], entry.get("password", "")
     return None
+
+
+class _Transient(Exception):
+    """A failure worth another attempt (no connection, a timeout, the deadline): its text is the final message."""
 
 
 @dataclass
@@ -119,10 +173,13 @@ class Registry:
     credentials: tuple[str, str] | None = None
     retries: int = 4
     backoff: float = 0.5
-    timeout: float = 30.0
+    timeout: float = 30.0          # connect, and each read
+    deadline: float = 120.0        # one whole request: redirects, headers and body
     sleep: Callable[[float], None] = time.sleep
     session: requests.Session = field(default_factory=requests.Session)
     _tokens: dict[str, str] = field(default_factory=dict)
+    # each exchange runs in a worker so that the deadline holds however slowly a server answers
+    _workers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(32, "registry"), repr=False)
 
     def __post_init__(self) -> None:
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16)
@@ -131,6 +188,7 @@ class Registry:
 
     @classmethod
     def for_host(cls, host: str, insecure: Sequence[str] = (), ca_bundle: str | None = None) -> Registry:
+        host = DOCKER_HUB_API if host in DOCKER_HUB else host
         return cls(host, insecure=is_loopback(host) or host in insecure, ca_bundle=ca_bundle,
                    credentials=docker_credentials(host))
 
@@ -138,40 +196,101 @@ class Registry:
     def base(self) -> str:
         return f"{'http' if self.insecure else 'https'}://{self.host}"
 
+    @property
+    def api_url(self) -> str:
+        """The URL of the registry API's root (``/v2/``), as reports name the registry."""
+        return f"{self.base}/v2/"
+
     # ------------------------------------------------------------------ transport
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else f"{self.base}{path}"
+
     def request(self, method: str, path: str, *, scope: str = "", headers: Mapping[str, str] | None = None,
-                data: bytes | None = None, ok: Sequence[int] = (200,)) -> requests.Response:
-        url = path if path.startswith("http") else f"{self.base}{path}"
+                data: bytes | None = None, ok: Sequence[int] = (200,), limit: int = BLOB_LIMIT) -> requests.Response:
+        """One API call: auth on the registry's own challenge (not counted as an attempt), retries with backoff
+        on connection errors, timeouts, 429 and 5xx, and a RegistryError naming the URL for anything else."""
+        url = self.url(path)
         hdrs = dict(headers or {})
-        authenticated = False
-        for attempt in range(self.retries + 1):
+        challenged = False
+        attempt = 0
+        while True:
             if scope in self._tokens:
                 hdrs["Authorization"] = self._tokens[scope]
             try:
-                resp = self.session.request(method, url, headers=hdrs, data=data, timeout=self.timeout,
-                                            verify=self.ca_bundle or True, allow_redirects=True)
-            except requests.ConnectionError as exc:
-                if attempt == self.retries:
-                    raise RegistryError(f"{method} {url}: cannot connect ({type(exc).__name__}); "
-                                        f"is the registry at {self.host} running?") from None
+                resp, final = self._exchange(method, url, hdrs, data, limit)
+            except _Transient as exc:
+                if attempt >= self.retries:
+                    raise RegistryError(str(exc)) from None
                 self.sleep(self.backoff * 2 ** attempt)
+                attempt += 1
                 continue
-            except requests.Timeout:
-                if attempt == self.retries:
-                    raise RegistryError(f"{method} {url}: timed out after {self.timeout}s") from None
-                self.sleep(self.backoff * 2 ** attempt)
-                continue
-            if resp.status_code == 401 and not authenticated:
-                authenticated = True   # one challenge per request; a second 401 means the credentials are wrong
+            if resp.status_code == 401 and not challenged and origin(final) == origin(self.base):
+                challenged = True   # one challenge per request; a second 401 means the credentials are wrong
                 if self._authenticate(resp, scope):
                     continue
             if resp.status_code in RETRY_STATUS and attempt < self.retries:
                 self.sleep(self._retry_after(resp, attempt))
+                attempt += 1
                 continue
             if resp.status_code not in ok:
-                raise RegistryError(self._describe(method, url, resp), status=resp.status_code)
+                raise RegistryError(self._describe(method, final, resp), status=resp.status_code)
             return resp
-        raise RegistryError(f"{method} {url}: gave up after {self.retries + 1} attempts")
+
+    def _exchange(self, method: str, url: str, headers: Mapping[str, str], data: bytes | None,
+                  limit: int) -> tuple[requests.Response, str]:
+        """Send, follow redirects (credentials only to this registry's origin) and read the whole body, all
+        within ``deadline``; returns the answer and the URL that gave it."""
+        job = self._workers.submit(self._send, method, url, headers, data, limit)
+        try:
+            return job.result(timeout=self.deadline)
+        except FutureTimeout:
+            job.cancel()
+            raise _Transient(f"{method} {url}: no complete answer within {self.deadline:g}s") from None
+
+    def _send(self, method: str, url: str, headers: Mapping[str, str], data: bytes | None,
+              limit: int) -> tuple[requests.Response, str]:
+        own = origin(self.base)
+        for _ in range(MAX_REDIRECTS + 1):
+            hdrs = {k: v for k, v in headers.items() if origin(url) == own or k.lower() != "authorization"}
+            try:
+                resp = self.session.request(method, url, headers=hdrs, data=data, timeout=self.timeout, stream=True,
+                                            verify=self.ca_bundle or True, allow_redirects=False)
+            except requests.Timeout:
+                raise _Transient(f"{method} {url}: timed out after {self.timeout:g}s") from None
+            except requests.ConnectionError as exc:
+                raise _Transient(f"{method} {url}: cannot connect ({type(exc).__name__}); "
+                                 f"is the registry at {self.host} running?") from None
+            except requests.RequestException as exc:
+                raise RegistryError(f"{method} {url}: {type(exc).__name__}") from None
+            if resp.status_code in REDIRECTS and resp.headers.get("Location"):
+                resp.close()
+                url = urllib.parse.urljoin(url, resp.headers["Location"])
+                if resp.status_code == 303:
+                    method, data = "GET", None
+                continue
+            resp._content = self._read(resp, method, url, limit)
+            return resp, url
+        raise RegistryError(f"{method} {url}: more than {MAX_REDIRECTS} redirects")
+
+    def _read(self, resp: requests.Response, method: str, url: str, limit: int) -> bytes:
+        if method == "HEAD":
+            resp.close()
+            return b""
+        declared = resp.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            resp.close()
+            raise RegistryError(f"{method} {url}: the answer is {int(declared)} bytes, over the {limit} allowed")
+        body = bytearray()
+        try:
+            for chunk in resp.iter_content(64 << 10):
+                body += chunk
+                if len(body) > limit:
+                    raise RegistryError(f"{method} {url}: the answer is over the {limit} bytes allowed")
+        except requests.RequestException as exc:
+            raise _Transient(f"{method} {url}: the answer broke off ({type(exc).__name__})") from None
+        finally:
+            resp.close()
+        return bytes(body)
 
     def _retry_after(self, resp: requests.Response, attempt: int) -> float:
         value = resp.headers.get("Retry-After", "")
@@ -183,10 +302,10 @@ class Registry:
     def _describe(method: str, url: str, resp: requests.Response) -> str:
         detail = ""
         try:
-            errs = resp.json().get("errors") or []
+            errs = json.loads(resp.content).get("errors") or []
             if errs:
-                detail = f": {errs[0].get('code', '')} {errs[0].get('message', '')}".rstrip()
-        except ValueError:
+                detail = f": {errs[0].get('code', '')} {errs[0].get('message', '')}".rstrip()[:300]
+        except (ValueError, RecursionError, AttributeError, TypeError, IndexError):
             pass
         return f"{method} {url} answered {resp.status_code}{detail}"
 
@@ -204,18 +323,23 @@ class Registry:
             query = {"service": fields.get("service", "")}
             if scope or fields.get("scope"):
                 query["scope"] = scope or fields["scope"]
-            auth = self.credentials
+            if not fields.get("realm", "").startswith(("https://", "http://")):
+                raise RegistryError(f"{self.host}: its Bearer challenge names no token service")
+            job = self._workers.submit(self.session.get, fields["realm"], params=query, auth=self.credentials,
+                                       timeout=self.timeout, verify=self.ca_bundle or True, allow_redirects=False)
             try:
-                tok = self.session.get(fields["realm"], params=query, auth=auth, timeout=self.timeout,
-                                       verify=self.ca_bundle or True)
-            except (KeyError, requests.RequestException) as exc:
+                tok = job.result(timeout=self.deadline)
+            except FutureTimeout:
+                raise RegistryError(f"{self.host}: the token service did not answer within {self.deadline:g}s") \
+                    from None
+            except requests.RequestException as exc:
                 raise RegistryError(f"{self.host}: token request failed ({type(exc).__name__})") from None
             if tok.status_code != 200:
                 raise RegistryError(f"{self.host}: token service answered {tok.status_code} "
                                     f"for scope {query.get('scope')}", status=tok.status_code)
-            body = tok.json()
-            token = body.get("token") or body.get("access_token")
-            if not token:
+            body = parse_json(tok.content[:MANIFEST_LIMIT + 1], f"{self.host}: token service")
+            token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
+            if not isinstance(token, str) or not token:
                 raise RegistryError(f"{self.host}: token service returned no token")
             self._tokens[scope] = f"Bearer {token}"
             return True
@@ -227,11 +351,29 @@ class Registry:
 
     def get_manifest(self, repo: str, ref: str) -> Manifest:
         resp = self.request("GET", f"/v2/{repo}/manifests/{ref}", scope=f"repository:{repo}:pull",
-                            headers={"Accept": ACCEPT})
+                            headers={"Accept": ACCEPT}, limit=MANIFEST_LIMIT)
         raw = resp.content
         digest = verified_digest(repo, ref, resp)
-        media = resp.headers.get("Content-Type", "").split(";")[0] or json.loads(raw).get("mediaType", "")
+        media = resp.headers.get("Content-Type", "").split(";")[0]
+        if not media:
+            body = parse_json(raw, f"{self.host}/{repo}:{ref}")
+            media = str(body.get("mediaType", "")) if isinstance(body, dict) else ""
         return Manifest(digest, media, raw)
+
+    def find_manifest(self, repo: str, ref: str) -> Manifest | None:
+        """GET a manifest like :meth:`get_manifest`, but None when it does not exist (404) and a document served
+        as plain JSON (or without a type) takes the ``mediaType`` it declares; never fails on a body that is not
+        JSON (clean's reader must walk whatever a registry holds)."""
+        resp = self.request("GET", f"/v2/{repo}/manifests/{ref}", scope=f"repository:{repo}:pull",
+                            headers={"Accept": ACCEPT}, ok=(200, 404), limit=MANIFEST_LIMIT)
+        if resp.status_code == 404:
+            return None
+        found = Manifest(verified_digest(repo, ref, resp), resp.headers.get("Content-Type", "").split(";")[0].strip(),
+                         resp.content)
+        if found.media_type in ("", "application/json", "text/plain"):
+            declared = found.body.get("mediaType")
+            found = Manifest(found.digest, declared if isinstance(declared, str) else found.media_type, found.raw)
+        return found
 
     def head_manifest(self, repo: str, ref: str) -> str | None:
         resp = self.request("HEAD", f"/v2/{repo}/manifests/{ref}", scope=f"repository:{repo}:pull",
@@ -252,6 +394,12 @@ class Registry:
         resp = self.request("DELETE", f"/v2/{repo}/manifests/{digest}", scope=f"repository:{repo}:delete",
                             ok=(202, 404))
         return resp.status_code == 202
+
+    def delete_tag(self, repo: str, tag: str, ok: Sequence[int] = (202, 404)) -> int:
+        """``DELETE /manifests/<tag>`` (OCI distribution 1.1); the status. Registry 2.8 answers 400/405 (no tag
+        DELETE), and some registries delete the manifest (every tag on it): probe before relying on it."""
+        return self.request("DELETE", f"/v2/{repo}/manifests/{tag}", scope=f"repository:{repo}:delete",
+                            ok=ok).status_code
 
     def get_blob(self, repo: str, digest: str) -> bytes:
         resp = self.request("GET", f"/v2/{repo}/blobs/{digest}", scope=f"repository:{repo}:pull")
@@ -293,17 +441,28 @@ class Registry:
         return False
 
     def tags(self, repo: str, page: int = 1000) -> list[str]:
-        """All tags, following ``Link`` pagination; tolerates ``"tags": null`` and unsorted answers."""
+        """All tags, following ``Link`` pagination (same origin only, never back to a page already read);
+        tolerates ``"tags": null`` and unsorted answers."""
         out: list[str] = []
-        url: str | None = f"/v2/{repo}/tags/list?n={page}"
+        url: str | None = self.url(f"/v2/{repo}/tags/list?n={page}")
+        seen: set[str] = set()
         while url:
-            resp = self.request("GET", url, scope=f"repository:{repo}:pull", ok=(200, 404))
+            if url in seen or len(seen) >= MAX_PAGES:
+                raise RegistryError(f"GET {url}: the tag list's Link pagination loops (a page asked for twice)")
+            if origin(url) != origin(self.base):
+                raise RegistryError(f"GET {url}: the tag list's Link points to another origin; not followed")
+            seen.add(url)
+            resp = self.request("GET", url, scope=f"repository:{repo}:pull", ok=(200, 404), limit=MANIFEST_LIMIT)
             if resp.status_code == 404:
                 return []
-            out.extend(resp.json().get("tags") or [])
+            body = parse_json(resp.content, f"GET {url}")
+            tags = body.get("tags") if isinstance(body, dict) else None
+            if not isinstance(tags, (list, type(None))) or not all(isinstance(t, str) for t in tags or ()):
+                raise RegistryError(f"GET {url}: the answer has no list of tag names")
+            out.extend(tags or [])
             link = resp.headers.get("Link", "")
             m = re.match(r'<([^>]+)>;\s*rel="next"', link)
-            url = m.group(1) if m else None
+            url = urllib.parse.urljoin(url, m.group(1)) if m else None
         return sorted(set(out))
 
 

@@ -1,4 +1,4 @@
-"""Task: ``release``. It parses flags and calls :mod:`bakery.release.release`; every decision lives there."""
+"""Task: ``release``. It parses flags and calls :func:`bakery.release.run.release`; every decision lives there."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import os
 
 from invoke import Context, task
 
-from bakery.release import release as rel
-from bakery.errors import BakeryError
+from bakery.release.plan import ReleaseRequest
+from bakery.release.run import release as run_release
+from bakery.release.settings import settings
 from bakery.cli import config_from, docker_from, errors_to_exit
 from bakery.doctor.checks import preflight
 
@@ -34,10 +35,10 @@ def release(c: Context, group: list[str] | None = None, image: list[str] | None 
     """Publish a version: build all platform groups, smoke-test every platform, then tag one index per image."""
     cfg = config_from(c, config)
     docker = docker_from(c, cfg, verbose=verbose, dry_run=dry_run)
-    request = rel.ReleaseRequest(version=version, groups=tuple(group or ()), images=tuple(image or ()),
-                                 cache_scope=cache_scope, progress=progress, allow_dirty=allow_dirty,
-                                 publish=publish, untag_intermediate=untag_intermediate, rebuild=rebuild)
-    rel.settings(cfg)            # a bad `release:` section fails before anything runs
+    request = ReleaseRequest(version=version, groups=tuple(group or ()), images=tuple(image or ()),
+                             cache_scope=cache_scope, progress=progress, allow_dirty=allow_dirty,
+                             publish=publish, untag_intermediate=untag_intermediate, rebuild=rebuild)
+    settings(cfg)                # a bad `release:` section fails before anything runs
     if not dry_run:
         preflight(cfg, docker, request.groups, request.images)
-    rel.release(cfg, docker, request, token=str(os.getpid()))
+    run_release(cfg, docker, request, token=str(os.getpid()))

@@ -49,6 +49,7 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
 sys.path.insert(0, str(REPO_ROOT))   # run as a script: make `tests` importable
 
+from tests.conftest import docker_config_dir  # noqa: E402  (importing it applies BAKERY_STACK)
 from tests.integration.seed import ACCEPT, MultiArch, Seeder, private_registry  # noqa: E402
 
 from bakery.oci.registry import Registry  # noqa: E402
@@ -164,7 +165,7 @@ def main() -> int:
 
         # 1. bakery
         root = project(Path(tmp) / "project", host, repos["bakery"], args.keep)
-        env = {**os.environ, "DOCKER_CONFIG": str(Path(tmp) / "docker"), "BAKERY_REGISTRY": ""}
+        env = {**os.environ, "DOCKER_CONFIG": str(docker_config_dir(Path(tmp) / "docker")), "BAKERY_REGISTRY": ""}
         env.pop("BAKERY_REGISTRY")
         t = time.monotonic()
         proc = subprocess.run([sys.executable, "-m", "bakery", "clean", "--yes", "--json",

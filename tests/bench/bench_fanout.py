@@ -26,6 +26,10 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+import tests.conftest  # noqa: E402,F401  (BAKERY_STACK=current selects that stack: docs/stack.md)
+
 FLEET = "\nbuilders:\n  second: {driver: docker, context: bakery-e2}\n"
 GIT_ENV = {"GIT_AUTHOR_NAME": "bakery bench", "GIT_AUTHOR_EMAIL": "bench@bakery.invalid",
            "GIT_COMMITTER_NAME": "bakery bench", "GIT_COMMITTER_EMAIL": "bench@bakery.invalid",
@@ -59,8 +63,8 @@ def command(what: str, scope: str) -> list[str]:
 def run_once(root: Path, what: str, attempts: int = 2) -> float:
     """One cold run; a run that fails (e.g. a transient registry 500) is redone once, and said so."""
     for attempt in range(attempts):
-        for ctx in ("default", "bakery-e2"):
-            sh("docker", "--context", ctx, "buildx", "prune", "-af")
+        for ctx in (None, "bakery-e2"):   # the selected stack's engine (its current context) and its second one
+            sh("docker", *(["--context", ctx] if ctx else []), "buildx", "prune", "-af")
         scope = f"bench-{uuid.uuid4().hex[:8]}"
         start = time.monotonic()
         proc = subprocess.run([sys.executable, "-m", "bakery", *command(what, scope)], cwd=root,

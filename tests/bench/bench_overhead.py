@@ -32,8 +32,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+import tests.conftest  # noqa: E402,F401  (BAKERY_STACK=current selects that stack: docs/stack.md)
 from bakery.build import bakefile  # noqa: E402
-from bakery.bench.run import untag  # noqa: E402
+from bakery.bench.machine import untag  # noqa: E402
 from bakery.config.variables import VAR_SCOPE, VAR_TAG, bake_variables  # noqa: E402
 from bakery.config import load, validate  # noqa: E402
 from bakery.docker import Docker  # noqa: E402

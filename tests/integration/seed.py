@@ -27,6 +27,7 @@ from typing import Any
 import requests
 
 from bakery.oci.registry import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Registry, digest_of
+from tests.conftest import docker_config_dir
 
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -231,25 +232,25 @@ class PrivateRegistry:
     credentials: tuple[str, str] | None = None
 
     def docker_config(self, directory: Path) -> Path:
-        """Write a docker config.json with ``auths`` for this registry; returns the DOCKER_CONFIG directory."""
-        directory.mkdir(parents=True, exist_ok=True)
+        """Write a docker config.json with ``auths`` for this registry, on the selected stack (its context and
+        buildx: :func:`tests.conftest.docker_config_dir`); returns the DOCKER_CONFIG directory."""
         auths = {}
         if self.credentials:
             user, password = self.credentials
             auths[self.host] = {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
-        (directory / "config.json").write_text(json.dumps({"auths": auths}))
-        return directory
+        return docker_config_dir(directory, auths=auths)
 
 
 @contextmanager
-def private_registry(htpasswd: tuple[str, str] | None = None) -> Iterator[PrivateRegistry]:
-    """A throw-away ``docker-registry`` on a free 127.0.0.1 port with deletion enabled (and htpasswd basic auth
-    when ``htpasswd=(user, password)``), stopped and removed afterwards."""
+def private_registry(htpasswd: tuple[str, str] | None = None, delete: bool = True) -> Iterator[PrivateRegistry]:
+    """A throw-away ``docker-registry`` on a free 127.0.0.1 port with deletion enabled (``delete=False``: refused,
+    as GHCR and Docker Hub do) (and htpasswd basic auth when ``htpasswd=(user, password)``), stopped and removed
+    afterwards."""
     root = Path(tempfile.mkdtemp(prefix="bakery-registry-"))
     port = free_port()
     config: dict[str, Any] = {
         "version": 0.1, "log": {"level": "error"},
-        "storage": {"filesystem": {"rootdirectory": str(root / "data")}, "delete": {"enabled": True}},
+        "storage": {"filesystem": {"rootdirectory": str(root / "data")}, "delete": {"enabled": delete}},
         "http": {"addr": f"127.0.0.1:{port}"},
     }
     if htpasswd:

@@ -189,3 +189,30 @@ def test_load_puts_each_groups_multi_platform_image_in_the_local_store(built) ->
         out = docker("run", "--rm", "--pull", "never", "--platform", platform, f"{prefix}/worker:loaded-arm").stdout
         assert out.strip().endswith(f"from {arch} (built on {arch})")
     docker("rmi", f"{prefix}/worker:loaded-arm", check=False)
+
+
+def test_sigterm_stops_buildx_like_ctrl_c_and_exits_143(failing_project: Path) -> None:
+    (failing_project / "examples" / "services" / "worker" / "Dockerfile").write_text(
+        "FROM 127.0.0.1:5000/base/busybox:1.35\nARG NONCE\nRUN echo $NONCE && sleep 60\n")
+    text = (failing_project / "bakery.yaml").read_text().replace(
+        'args: {GREETING', f'args: {{NONCE: "term-{time.time()}", GREETING')
+    (failing_project / "bakery.yaml").write_text(text)
+    proc = subprocess.Popen([sys.executable, "-m", "bakery", "build", "--image", "worker"],
+                            cwd=failing_project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    seen = ""
+    assert proc.stderr is not None
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        seen += line
+        if "sleep 60" in line:
+            break
+    proc.send_signal(signal.SIGTERM)       # what a CI runner's cancel does: bakery alone gets it, not its children
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, seen[-2000:] + err[-2000:]
+    assert err.strip().splitlines()[-1] == "bakery: terminated (SIGTERM); no results written"
+    assert not list((failing_project / "bake").glob(".metadata-*"))
+    assert not list((failing_project / "bake").glob(".overlay-*"))
+    assert not (failing_project / "bake" / "results.json").exists()
+    assert subprocess.run(["pgrep", "-f", f"buildx bake .*metadata-{proc.pid}-"], capture_output=True).returncode == 1

@@ -25,7 +25,7 @@ from bakery.errors import BakeryError, RegistryError  # noqa: E402
 from bakery.oci.registry import Registry  # noqa: E402
 from bakery.clean.retention import DELETE_DIGEST, RETAG_THEN_DELETE, Policy, Rule  # noqa: E402
 
-from tests.conftest import docker, registry_manifest  # noqa: E402
+from tests.conftest import docker, docker_config_dir, registry_manifest  # noqa: E402
 
 pytestmark = pytest.mark.stack
 
@@ -384,7 +384,7 @@ def test_basic_auth_registry_with_credentials_from_docker_config(
         kept = seed.multiarch("v1", nonce="b")
         root = project(tmp_path / "p", f"{reg.host}/acme", {"rules": [{"match": "pr-.*", "keep_last": 0}]})
         denied = bakery_cli(root, "clean", check=False,  # type: ignore[operator]
-                            env={"DOCKER_CONFIG": str(tmp_path / "empty")})
+                            env={"DOCKER_CONFIG": str(docker_config_dir(tmp_path / "empty"))})
         assert denied.returncode == 1
         assert f"{reg.host} needs a login" in denied.stderr
         config_dir = reg.docker_config(tmp_path / "docker")
@@ -442,7 +442,8 @@ def dangling_image(tmp_path: Path) -> Iterator[str]:
     ctx.mkdir()
     (ctx / "Dockerfile").write_text("FROM 127.0.0.1:5000/base/busybox:1.35\nCOPY f /f\n")
     (ctx / "f").write_text(label)
-    image_id = docker("buildx", "build", "--quiet", "--builder", "default", "--load", "--label", label,
+    engine = docker("context", "show").stdout.strip()   # the selected stack's docker-driver builder
+    image_id = docker("buildx", "build", "--quiet", "--builder", engine, "--load", "--label", label,
                       str(ctx)).stdout.strip()
     yield label
     docker("image", "rm", "-f", image_id, check=False)

@@ -69,6 +69,19 @@ def test_each_group_builds_on_its_engine_and_the_index_holds_all_platforms(fleet
     assert results["targets"]["worker-amd64"]["builder"] == "default"
 
 
+def test_docker_host_and_buildx_builder_in_the_environment_move_no_group(fleet_project: Path, prefix: str,
+                                                                        bakery_cli) -> None:
+    # the caller's environment names the first engine and the second engine's builder: neither may win over
+    # bakery.yaml, which puts arm on the second engine and amd64 on the current context's own builder
+    host = docker("context", "inspect", "--format", "{{.Endpoints.docker.Host}}").stdout.strip()
+    bakery_cli(fleet_project, "build", "--push", "--tag", "env1", "--image", "worker",
+               env={"DOCKER_HOST": host, "BUILDX_BUILDER": CONTEXT})
+    assert images_on(CONTEXT, prefix) == {f"{prefix}/worker:env1-arm"}
+    assert f"{prefix}/worker:env1-amd64" in images_on(None, prefix)
+    index, _ = registry_manifest(f"{prefix}/worker", "env1")
+    assert sorted(index_platforms(index)) == ["linux/amd64", "linux/arm/v7", "linux/arm64"]
+
+
 def test_doctor_checks_every_builder_and_maps_groups(fleet_project: Path, bakery_cli) -> None:
     proc = bakery_cli(fleet_project, "doctor", "--json")
     checks = {c["name"]: c for c in json.loads(proc.stdout)}

@@ -275,7 +275,8 @@ def test_group_rebuilds_one_group_and_reuses_the_others_ref(regrouped) -> None:
 def test_a_tag_that_fails_to_move_puts_every_moved_tag_back(stack: str) -> None:
     from bakery.manifest.drafts import copy_manifest, index_bytes
     from bakery.oci.registry import Registry
-    from bakery.release.release import IndexPlan, publish
+    from bakery.release.plan import IndexPlan
+    from bakery.release.publish import publish
     from bakery.oci.registry import digest_of as sha256
     from bakery.errors import BakeryError
     from tests.integration.faultproxy import Fault, FaultProxy
@@ -344,3 +345,34 @@ def test_the_final_job_reuses_the_other_groups_and_publishes_all_platforms(fanne
     index, digest = registry_manifest(f"{prefix}/probe", "1.0.2")
     assert sorted(index_platforms(index)) == sorted(UNAME)
     assert digest == digest_of(prefix, "probe", "latest")
+
+
+# --------------------------------------------------------------------------- SIGTERM
+def test_sigterm_during_the_smoke_tests_leaves_no_container_and_publishes_nothing(tmp_path: Path, stack: str) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+    prefix = new_prefix(stack)
+    root = armfail_project(tmp_path / "project", prefix)
+    probe = root / "probe" / "test"
+    probe.write_text(probe.read_text().replace('echo "probe ok"', 'sleep 60\necho "probe ok"'))
+    commit(root, "slow smoke test", tag="v3.0.0")
+    proc = subprocess.Popen([sys.executable, "-m", "bakery", "release"], cwd=root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    deadline = time.time() + 600
+    seen = ""
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        seen += line
+        if "== smoke tests" in line or not line:
+            break
+    time.sleep(8)       # the first platform's container is up and sleeping
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, seen[-2000:] + out[-2000:] + err[-2000:]
+    assert "bakery: terminated (SIGTERM)" in err and "Traceback" not in err
+    names = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True).stdout
+    assert not [n for n in names.split() if n.startswith("bakery-smoke-") and str(proc.pid) in n]
+    assert not {"3.0.0", "3.0", "3", "latest"} & tags_of(prefix, "probe")

@@ -20,14 +20,18 @@ import pytest
 
 from tests.support.paths import FIXTURES, REPO
 from bakery.build import bakefile
-from bakery.bench.run import (SCENARIOS, SHARED, BenchError, BenchRequest, Observer, TargetRefs, Touch, _Bench,
-                          _scenarios, _State, attribute_platform, base_images, choose_touch, concurrent_steps,
-                          copy_sources, failure_message, is_emulated, load_report, plan, scenario_document,
-                          step_record)
+from bakery.bench.machine import Machine as _Bench, State as _State
+from bakery.bench.run import load_report
+from bakery.bench.scenarios import (SCENARIOS, SHARED, BenchError, BenchRequest, Observer, TargetRefs, Touch,
+                                    attribute_platform, base_images, choose_touch, concurrent_steps, copy_sources,
+                                    failure_message, plan, scenario_document, step_record)
+from bakery.bench.scenarios import choose_scenarios as _scenarios
+from bakery.oci.platforms import is_emulated
 from bakery.config import validate
 from bakery.docker import Docker
 from bakery.process import Runner
-from bakery.bench.rawjson import Step, StreamDecoder, collect_steps, iter_status
+from bakery.bench.rawjson import StreamDecoder, iter_status
+from bakery.bench.steps import Step, collect_steps
 
 FIXTURES = REPO / "tests" / "fixtures" / "rawjson" / "bench"
 EXAMPLE = REPO / "examples" / "services"
@@ -290,7 +294,7 @@ def test_cold_document_imports_nothing_and_priming_writes_the_seed(tmp_path: Pat
 
 
 def test_cache_refs_follow_the_configured_template(tmp_path: Path) -> None:
-    from bakery.bench.run import cache_refs
+    from bakery.bench.scenarios import cache_refs
     config = _config(tmp_path, {"ref": "{registry}/cache/{repository}:{group}-{scope}"})
     info = bakefile.target_infos(config, ["w-arm"])[0]
     refs = cache_refs(config, info, "bench-ab12", "127.0.0.1:5000/acme")

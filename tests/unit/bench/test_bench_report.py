@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 
 from tests.support.paths import FIXTURES
-from bakery.bench.run import step_record
-from bakery.bench.report import (build_report, compare_reports, emulation, results, to_markdown, to_svg)
-from bakery.bench.rawjson import collect_steps, iter_status
+from bakery.bench.scenarios import step_record
+from bakery.bench.render import to_markdown, to_svg
+from bakery.bench.report import build_report, compare_reports, emulation, results
+from bakery.bench.rawjson import iter_status
+from bakery.bench.steps import collect_steps
 
 BENCH = FIXTURES / "rawjson" / "bench"
 NATIVE = "linux/amd64"

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.support.paths import REPO
-from bakery.bench.run import PlannedRun
+from bakery.bench.scenarios import PlannedRun
 from bakery.bench.tasks import LiveProgress, RegressionError, summary_table
 
 

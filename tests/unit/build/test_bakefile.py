@@ -10,7 +10,8 @@ import hcl2
 import pytest
 
 from bakery.build import bakefile
-from bakery.build.build import compare_with_print, evaluate, render_files
+from bakery.build.generate import compare_with_print, evaluate, render_files
+from bakery.capabilities import Capabilities
 from bakery.config import Config, validate
 from bakery.errors import BakeryError
 
@@ -119,8 +120,8 @@ def test_args_and_labels_keys_and_values_are_escaped(tmp_path: Path) -> None:
 
 
 def test_output_is_byte_identical_for_the_same_input(tmp_path: Path) -> None:
-    a = render_files(make_config(tmp_path, formats=["json", "hcl"]), (0, 13, 1))
-    b = render_files(make_config(tmp_path, formats=["json", "hcl"]), (0, 13, 1))
+    a = render_files(make_config(tmp_path, formats=["json", "hcl"]), Capabilities((0, 13, 1)))
+    b = render_files(make_config(tmp_path, formats=["json", "hcl"]), Capabilities((0, 13, 1)))
     assert a == b and len(a) == 2
 
 
@@ -135,8 +136,8 @@ def test_hcl_output_parses_and_matches_the_json_document(tmp_path: Path) -> None
 def test_passthrough_attribute_newer_than_buildx_is_refused(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, images={"api": {"context": "svc/api", "bake": {"network": "host"}}})
     with pytest.raises(BakeryError, match=r"images.api.bake.network: needs buildx >= 0.17, this machine has 0.13.1"):
-        bakefile.document(cfg, (0, 13, 1))
-    assert bakefile.document(cfg, (0, 17, 0))["target"]["api-amd64"]["network"] == "host"
+        bakefile.document(cfg, Capabilities((0, 13, 1)))
+    assert bakefile.document(cfg, Capabilities((0, 17, 0)))["target"]["api-amd64"]["network"] == "host"
 
 
 def test_select_targets_filters_by_group_and_image(tmp_path: Path) -> None:
@@ -163,3 +164,26 @@ def test_print_comparison_reports_dropped_attributes() -> None:
     doc = {"target": {"t": {"context": ".", "network": "host", "args": {"A": "$${X}"}}}}
     printed = {"target": {"t": {"context": ".", "args": {"A": "${X}"}}}}
     assert compare_with_print(doc, printed, {}) == ["target t: attribute 'network' was dropped by this buildx"]
+
+
+def test_print_comparison_reads_the_object_and_escaped_forms_of_buildx_0_20_and_later() -> None:
+    doc = {"target": {"t": {"context": ".", "cache-to": ["type=registry,ref=r/x:c,mode=max"],
+                            "attest": ["type=provenance,mode=min"], "args": {"A": "hi $${USER} %%{x}"}}}}
+    printed = {"target": {"t": {"context": ".", "cache-to": [{"type": "registry", "ref": "r/x:c", "mode": "max"}],
+                                "attest": [{"type": "provenance", "mode": "min"}], "args": {"A": "hi $${USER} %%{x}"}}}}
+    assert compare_with_print(doc, printed, {}, Capabilities((0, 29, 1))) == []
+
+
+def test_print_comparison_still_catches_a_changed_attribute_on_buildx_0_29() -> None:
+    doc = {"target": {"t": {"context": ".", "cache-to": ["type=registry,ref=r/x:c,mode=max"], "network": "host"}}}
+    printed = {"target": {"t": {"context": ".", "cache-to": [{"type": "registry", "ref": "r/x:c", "mode": "min"}]}}}
+    assert compare_with_print(doc, printed, {}, Capabilities((0, 29, 1))) == [
+        "target t: cache-to is [{'type': 'registry', 'ref': 'r/x:c', 'mode': 'min'}] in bake, generated "
+        "[{'type': 'registry', 'ref': 'r/x:c', 'mode': 'max'}]",
+        "target t: attribute 'network' was dropped by this buildx"]
+
+
+def test_print_comparison_on_buildx_0_13_compares_the_csv_form() -> None:
+    doc = {"target": {"t": {"context": ".", "cache-to": ["type=registry,ref=r/x:c,mode=max"]}}}
+    printed = {"target": {"t": {"context": ".", "cache-to": [{"type": "registry", "ref": "r/x:c", "mode": "max"}]}}}
+    assert compare_with_print(doc, printed, {}, Capabilities((0, 13, 1))) != []

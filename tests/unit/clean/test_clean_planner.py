@@ -13,7 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bakery.errors import ConfigError
-from bakery.clean.retention import DELETE_DIGEST, RETAG_THEN_DELETE, Manifest, Plan, Policy, Rule, Snapshot, parse_policy, plan
+from bakery.clean.model import DELETE_DIGEST, RETAG_THEN_DELETE, Plan, Policy, Rule, Snapshot
+from bakery.clean.model import Node as Manifest
+from bakery.clean.retention import plan
+from bakery.clean.retention_config import parse_policy
 
 from tests.unit.oracle import reachable
 

@@ -12,21 +12,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bakery.errors import ConfigError
-from bakery.clean.retention import (
+from bakery.clean.model import (
     DEFAULT_PROTECT,
     DELETE_DIGEST,
-    MANIFEST_MEDIA_TYPES,
     RETAG_THEN_DELETE,
-    Manifest,
     Plan,
     Policy,
     Rule,
     Snapshot,
-    parse_duration,
-    parse_policy,
-    plan,
 )
+from bakery.clean.model import Node as Manifest
+from bakery.clean.retention import plan
+from bakery.oci.media import ALL_MANIFEST_TYPES as MANIFEST_MEDIA_TYPES
 
 from tests.unit.oracle import reachable
 
@@ -366,115 +363,6 @@ def test_naive_datetimes_are_treated_as_utc() -> None:
     s = snap({"t": old, "u": image("aware", age_days=1)})
     p = plan(s, policy(Rule(".*", older_than=timedelta(days=7))), NOW.replace(tzinfo=None))
     assert removed(p) == {"t": DELETE_DIGEST}
-
-
-# --- parse_policy --------------------------------------------------------------------------
-
-
-def test_parse_policy_reads_the_documented_shape() -> None:
-    data = {
-        "rules": [
-            {"match": "v.*", "keep": "all"},
-            {"match": "pr-.*", "keep_last": 3, "older_than": "2w", "images": ["web"]},
-        ],
-        "protect": ["release-.*"],
-        "untagged": 2,
-    }
-    assert parse_policy(data, "bakery.yaml") == Policy(
-        rules=(
-            Rule("v.*", keep_all=True),
-            Rule("pr-.*", keep_last=3, older_than=timedelta(weeks=2), images=("web",)),
-        ),
-        protect=("release-.*",),
-        untagged=2,
-    )
-
-
-def test_parse_policy_of_an_empty_mapping_keeps_everything() -> None:
-    assert parse_policy({}, "bakery.yaml") == Policy(rules=(), protect=(), untagged="keep", protect_defaults=True)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("90m", timedelta(minutes=90)),
-        ("12h", timedelta(hours=12)),
-        ("30d", timedelta(days=30)),
-        ("2w", timedelta(weeks=2)),
-        ("0d", timedelta(0)),
-    ],
-)
-def test_parse_duration_accepts_minutes_hours_days_weeks(text: str, expected: timedelta) -> None:
-    assert parse_duration(text) == expected
-
-
-def config_error(data: object) -> ConfigError:
-    with pytest.raises(ConfigError) as info:
-        parse_policy(data, "bakery.yaml")  # type: ignore[arg-type]
-    assert info.value.source == "bakery.yaml"
-    return info.value
-
-
-def test_unknown_rule_key_is_rejected_with_the_closest_suggestion() -> None:
-    rules = [{"match": "a", "keep": "all"}, {"match": "b", "keep_last": 1}, {"match": ".*", "keep_lats": 3}]
-    err = config_error({"rules": rules})
-    assert err.key == "retention.rules[2].keep_lats"
-    assert "did you mean 'keep_last'?" in err.message
-
-
-def test_unknown_top_level_key_is_rejected_with_the_closest_suggestion() -> None:
-    err = config_error({"protekt": []})
-    assert err.key == "retention.protekt"
-    assert "did you mean 'protect'?" in err.message
-
-
-def test_bad_match_regex_is_rejected_with_its_key_path() -> None:
-    err = config_error({"rules": [{"match": "v(", "keep_last": 1}]})
-    assert err.key == "retention.rules[0].match"
-    assert "'v('" in err.message
-
-
-def test_bad_protect_regex_is_rejected_with_its_key_path() -> None:
-    assert config_error({"protect": ["ok", "[x"]}).key == "retention.protect[1]"
-
-
-@pytest.mark.parametrize("value", ["30", "30 days", "-5d", "1y", 30, "d"])
-def test_bad_duration_is_rejected_with_key_path_and_value(value: object) -> None:
-    err = config_error({"rules": [{"match": ".*", "older_than": value}]})
-    assert err.key == "retention.rules[0].older_than"
-    assert repr(value) in err.message
-
-
-@pytest.mark.parametrize("value", [-1, True, "3", 1.5])
-def test_keep_last_must_be_a_non_negative_integer(value: object) -> None:
-    err = config_error({"rules": [{"match": ".*", "keep_last": value}]})
-    assert err.key == "retention.rules[0].keep_last"
-    assert repr(value) in err.message
-
-
-@pytest.mark.parametrize("value", ["purge", -2, True])
-def test_untagged_must_be_keep_delete_or_a_count(value: object) -> None:
-    assert config_error({"untagged": value}).key == "retention.untagged"
-
-
-def test_rule_needs_an_action() -> None:
-    err = config_error({"rules": [{"match": "pr-.*"}]})
-    assert err.key == "retention.rules[0]"
-    assert "keep_last: 0" in err.message
-
-
-def test_keep_all_cannot_be_combined_with_keep_last() -> None:
-    assert config_error({"rules": [{"match": ".*", "keep": "all", "keep_last": 1}]}).key == "retention.rules[0].keep"
-
-
-def test_rule_without_match_is_rejected() -> None:
-    assert config_error({"rules": [{"keep_last": 1}]}).key == "retention.rules[0].match"
-
-
-def test_key_path_prefix_can_be_chosen_by_the_caller() -> None:
-    with pytest.raises(ConfigError) as info:
-        parse_policy({"untagged": "x"}, "images.yaml", key="targets.web.retention")
-    assert str(info.value).startswith("images.yaml: targets.web.retention.untagged: ")
 
 
 # --- property tests over random registry graphs --------------------------------------------

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from bakery.oci.registry import Manifest as Fetched
 from bakery.oci.registry import digest_of
-from bakery.clean.snapshot import Fetched, Reader, build_snapshot, created_of, parallel, parse_time
+from bakery.clean.snapshot import Reader, build_snapshot, created_of, parallel, parse_time
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -147,9 +148,9 @@ def test_image_records_list_their_blobs_and_layer_bytes() -> None:
 
 
 def test_bakery_clean_leftovers_are_recognised_by_their_annotation() -> None:
-    placeholder = fetched(image_doc(BLOB["e"], [], annotations={"dev.bakery.clean.execute": "untag"}), OCI_MANIFEST)
+    placeholder = fetched(image_doc(BLOB["e"], [], annotations={"dev.bakery.clean": "untag"}), OCI_MANIFEST)
     journal = fetched({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [],
-                       "annotations": {"dev.bakery.clean.execute": "journal"}}, OCI_INDEX)
+                       "annotations": {"dev.bakery.clean": "journal"}}, OCI_INDEX)
     snap = build_snapshot(reader_with(placeholder, journal), "acme/api",
                           {"pr-1": placeholder.digest, "bakery-clean-journal-x": journal.digest}, {},
                           need_created=False)

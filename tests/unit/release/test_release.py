@@ -1,9 +1,8 @@
-"""bakery.release.release, pure parts: release settings, version and git facts, tag planning, bake overlay, smoke
-commands and verdicts, reuse of an already published index."""
+"""bakery.release settings, git, plan and smoke, the pure parts: release settings, version and git facts, tag
+planning, bake overlay, smoke commands and verdicts, reuse of an already published index."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -14,9 +13,11 @@ from bakery.docker import Docker
 from bakery.errors import BakeryError, ConfigErrors
 from bakery.process import Runner
 from bakery.oci.registry import OCI_INDEX, Manifest, digest_of
-from bakery.release.release import (GitInfo, already_released, SmokeSpec, TagPlan, container_name, created_from_epoch, intermediate_pattern,
-                            judge, normalize_source, overlay, parse_porcelain, plan_tags, previous_release,
-                            published_versions, release_labels, resolve_version, reusable, settings, smoke_argv)
+from bakery.release.git import GitInfo, created_from_epoch, normalize_source, parse_porcelain
+from bakery.release.plan import (TagPlan, already_released, intermediate_pattern, overlay, plan_tags, previous_release,
+                                 published_versions, release_labels, resolve_version, reusable)
+from bakery.release.settings import settings
+from bakery.release.smoke import SmokeSpec, container_name, judge, smoke_argv
 from bakery.oci.index import make_index
 from bakery.release.tags import TagError, TagOptions, parse_version
 
@@ -148,6 +149,8 @@ def test_porcelain_paths_include_renames_and_untracked_files() -> None:
     ("ssh://git@gitlab.example.com:2222/acme/shop.git", "https://gitlab.example.com/acme/shop"),
     ("/srv/git/shop.git", None),
     ("", None),
+    ("https://github.com/acme/shop.git?access_token=ghp_s3cret", "https://github.com/acme/shop"),
+    ("https://oauth2:glpat-x@gitlab.example.com/acme/shop.git#frag?token=t", "https://gitlab.example.com/acme/shop"),
 ])
 def test_source_url_never_carries_credentials(url: str, expected: str | None) -> None:
     assert normalize_source(url) == expected
@@ -397,7 +400,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 def test_git_info_reads_commit_tags_origin_and_commit_time(repo: Path) -> None:
-    from bakery.release.release import git_info
+    from bakery.release.git import git_info
     info = git_info(Runner(), repo, "bake")
     assert info.sha == git(repo, "rev-parse", "HEAD") and len(info.sha) == 40
     assert info.head_tags == ("v1.4.2",)
@@ -406,7 +409,7 @@ def test_git_info_reads_commit_tags_origin_and_commit_time(repo: Path) -> None:
 
 
 def test_git_info_reports_changes_but_not_the_bake_dir(repo: Path) -> None:
-    from bakery.release.release import git_info
+    from bakery.release.git import git_info
     (repo / "bake").mkdir()
     (repo / "bake" / "docker-bake.json").write_text("{}")
     assert git_info(Runner(), repo, "bake").dirty == ()
@@ -416,13 +419,13 @@ def test_git_info_reports_changes_but_not_the_bake_dir(repo: Path) -> None:
 
 
 def test_outside_a_git_repository_the_error_says_why_git_is_needed(tmp_path: Path) -> None:
-    from bakery.release.release import git_info
+    from bakery.release.git import git_info
     with pytest.raises(BakeryError, match="release needs a git checkout .* is not in a git repository"):
         git_info(Runner(), tmp_path, "bake")
 
 
 def test_a_repository_without_commits_is_a_clear_error(tmp_path: Path) -> None:
-    from bakery.release.release import git_info
+    from bakery.release.git import git_info
     git(tmp_path, "init", "-q")
     with pytest.raises(BakeryError, match="HEAD has no commit yet"):
         git_info(Runner(), tmp_path, "bake")

@@ -1,4 +1,4 @@
-"""bakery.release.release, the report: size comparison with the previous release, JSON shape, atomic files, table."""
+"""bakery.release.report: size comparison with the previous release, JSON shape, atomic files, table."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from bakery.config import load
-from bakery.release.release import (ImageReport, PlatformReport, ReleaseReport, carry_smoke, compare_sizes, human_bytes,
-                            percent,
-                            render_report, report_paths, write_report)
+from bakery.humanize import human_bytes
+from bakery.release.report import (ImageReport, PlatformReport, ReleaseReport, carry_smoke, compare_sizes, percent,
+                                   render_report, report_paths, write_report)
 from bakery.release.tags import parse_version
 
 

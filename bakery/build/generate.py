@@ -1,0 +1,130 @@
+"""Generate: the bake files of a config, written atomically and checked with ``docker buildx bake --print``.
+
+The bake model is :mod:`bakery.build.bakefile` (pure); this module renders it (JSON and HCL), writes it, and asks the
+installed buildx what it read, in the form that version prints (:mod:`bakery.capabilities`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from bakery.atomic import write_files
+from bakery.build import bakefile
+from bakery.capabilities import Capabilities
+from bakery.config.model import Config
+from bakery.config.variables import bake_variables
+from bakery.docker import Docker
+from bakery.errors import BakeryError
+
+JSON_FILE = "docker-bake.json"
+HCL_FILE = "docker-bake.hcl"
+
+
+def render_files(config: Config, caps: Capabilities | None, formats: Sequence[str] | None = None) -> dict[Path, str]:
+    """Path -> content of every bake file for this config (pure; byte-identical for the same input)."""
+    return render(bakefile.document(config, caps), config, formats)
+
+
+def render(doc: Mapping[str, Any], config: Config, formats: Sequence[str] | None = None) -> dict[Path, str]:
+    """Path -> content of every bake file of one bake document."""
+    out_dir = config.root / config.bake_dir
+    files: dict[Path, str] = {}
+    for fmt in formats or config.formats:
+        if fmt == "json":
+            files[out_dir / JSON_FILE] = bakefile.to_json(doc)
+        elif fmt == "hcl":
+            files[out_dir / HCL_FILE] = bakefile.to_hcl(doc)
+        else:
+            raise BakeryError(f"unknown bake file format {fmt!r}; use json or hcl")
+    return files
+
+
+_TOKEN = re.compile(r"\$\$\{|%%\{|\$\{(\w+)\}")
+
+
+def evaluate(value: Any, variables: Mapping[str, str]) -> Any:
+    """What bake makes of a generated value (escapes and our own ``${VAR}`` references only)."""
+    if isinstance(value, bakefile.Expr):
+        return None   # evaluated by bake itself; compared by presence only
+    if isinstance(value, str):
+        def sub(m: re.Match[str]) -> str:
+            tok = m.group(0)
+            if tok == "$${":
+                return "${"
+            if tok == "%%{":
+                return "%{"
+            return variables[m.group(1)]
+        return _TOKEN.sub(sub, value)
+    if isinstance(value, list):
+        return [evaluate(v, variables) for v in value]
+    if isinstance(value, Mapping):
+        return {evaluate(k, variables): evaluate(v, variables) for k, v in value.items()}
+    return value
+
+
+def evaluated_targets(doc: Mapping[str, Any], variables: Mapping[str, str]) -> dict[str, Any]:
+    """The targets of a generated document as bake evaluates them (``${VAR}`` filled in, escapes undone)."""
+    return {"target": {name: evaluate(t, variables) for name, t in doc["target"].items()}}
+
+
+def compare_with_print(doc: Mapping[str, Any], printed: Mapping[str, Any], variables: Mapping[str, str],
+                       caps: Capabilities | None = None) -> list[str]:
+    """Differences between what we generated and what bake will do; empty means bake understood every attribute.
+
+    ``caps`` says how this buildx's ``--print`` shows what it read (0.20+ objects for cache/attest entries, 0.23+
+    ``$${`` for a literal ``${``): the generated value is put in that form first, so a dropped or changed
+    attribute is still caught on every version.
+    """
+    problems = []
+    for name, target in doc["target"].items():
+        got = printed.get("target", {}).get(name)
+        if got is None:
+            problems.append(f"target {name}: missing from bake --print")
+            continue
+        for key, value in target.items():
+            if key not in got:
+                problems.append(f"target {name}: attribute {key!r} was dropped by this buildx")
+                continue
+            want = evaluate(value, variables)
+            if want is not None and caps is not None:
+                want = caps.printed(key, want)
+            if want is not None and key not in ("context", "dockerfile") and got[key] != want:
+                problems.append(f"target {name}: {key} is {got[key]!r} in bake, generated {want!r}")
+    return problems
+
+
+def generate(config: Config, docker: Docker | None, out: TextIO, *, formats: Sequence[str] | None = None,
+             check: bool = True, doc: Mapping[str, Any] | None = None) -> list[Path]:
+    """Write the bake files atomically, then check with ``bake --print`` that buildx reads them as meant.
+
+    If the check fails the previous files are restored, so a bad generation never replaces a good one.
+    """
+    caps = docker.capabilities() if docker is not None else None
+    doc = bakefile.document(config, caps) if doc is None else doc
+    files = render(doc, config, formats)
+    if docker is not None and docker.runner.dry_run:
+        for path in files:
+            print(f"would write {os.path.relpath(path)}", file=out)
+        return list(files)
+    previous = {p: p.read_text(encoding="utf-8") for p in files if p.exists()}
+    write_files(files)
+    if check and docker is not None:
+        variables = bake_variables(config, env={})
+        try:
+            for path in files:
+                printed = docker.bake_print([path.relative_to(config.root)], ["default"], variables, config.root)
+                problems = compare_with_print(doc, printed, variables, caps)
+                if problems:
+                    raise BakeryError(f"{path.name}: buildx does not read it as generated: {problems[0]}"
+                                      + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
+        except BaseException:
+            write_files(previous) if previous else None
+            for p in files:
+                if p not in previous:
+                    p.unlink(missing_ok=True)
+            raise
+    return list(files)
