@@ -73,6 +73,12 @@ class Capabilities:
         return self.version[:2] >= (0, 19)
 
     @property
+    def shared_context_sessions(self) -> bool:
+        """Targets of one bake that share a local context share one session (0.17+); on BuildKit >= 0.15 their
+        shared steps then keep only one target's cache imports, so bakery bakes such targets in rounds."""
+        return self.version[:2] >= (0, 17)
+
+    @property
     def build_checks(self) -> bool:
         """The ``call`` attribute / ``--call check`` runs the Dockerfile build checks (0.16+)."""
         return self.version[:2] >= (0, 16)

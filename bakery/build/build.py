@@ -136,7 +136,9 @@ def build(config: Config, docker: Docker, request: BuildRequest, out: TextIO = s
         write_file(run_overlay, bakefile.to_json(request.overlay))
     if request.overlay:
         bake_files.append(run_overlay.relative_to(config.root))
-    jobs = fanout.jobs_for(fanout.by_builder(config, infos), config.builders, out_dir, token)
+    contexts = {n: str(evaluated["target"][n].get("context")) for n in names} \
+        if caps.shared_context_sessions and config.cache.type != "none" else None
+    jobs = fanout.jobs_for(fanout.by_builder(config, infos), config.builders, out_dir, token, contexts)
     options = fanout.BakeOptions(tuple(bake_files), variables, config.root, push=request.push, load=request.load,
                                  no_cache=request.no_cache, progress=request.progress, allow=tuple(allow))
     result = BuildResult(tag)

@@ -37,6 +37,7 @@ class Job:
     builder: Builder
     targets: tuple[TargetInfo, ...]
     metadata: Path            # absolute path of this job's --metadata-file
+    label: str = ""           # how its output lines are prefixed when several bakes run
 
 
 @dataclass(frozen=True)
@@ -52,15 +53,41 @@ class BakeOptions:
 
 
 def jobs_for(plan: Mapping[str, Sequence[TargetInfo]], builders: Mapping[str, Builder], out_dir: Path,
-             token: str) -> list[Job]:
-    """Jobs in plan order: one per builder, or one per target on a builder with ``max_parallel``."""
+             token: str, contexts: Mapping[str, str] | None = None) -> list[Job]:
+    """Jobs in plan order: one per builder, or one per target on a builder with ``max_parallel``.
+
+    With ``contexts`` (target -> build context; see :func:`rounds`), a builder's targets that share a context go to
+    separate bakes, run one after another: buildx >= 0.17 gives targets of one bake that share a local context one
+    session, and BuildKit then keeps only one target's cache imports for the shared steps (docs/stack.md).
+    """
     jobs = []
     for name, targets in plan.items():
         b = builders[name]
-        groups = [list(targets)] if b.max_parallel is None else [[t] for t in targets]
+        if b.max_parallel is not None:
+            groups = [[t] for t in targets]
+        elif contexts is not None:
+            groups = rounds(targets, contexts)
+        else:
+            groups = [list(targets)]
         for i, chunk in enumerate(groups):
-            jobs.append(Job(b, tuple(chunk), out_dir / f".metadata-{token}-{name}-{i}.json"))
+            label = f"{name} {chunk[0].name}" if b.max_parallel is not None else \
+                f"{name} {i + 1}/{len(groups)}" if len(groups) > 1 else name
+            jobs.append(Job(b, tuple(chunk), out_dir / f".metadata-{token}-{name}-{i}.json", label))
     return jobs
+
+
+def rounds(targets: Sequence[TargetInfo], contexts: Mapping[str, str]) -> list[list[TargetInfo]]:
+    """Targets split so that no two in one round share a build context: round i holds the i-th target of every
+    context (the example's amd64 targets, then its arm ones); a single round when no context is shared."""
+    seen: dict[str, int] = {}
+    out: list[list[TargetInfo]] = []
+    for t in targets:
+        i = seen.get(contexts[t.name], 0)
+        seen[contexts[t.name]] = i + 1
+        if i == len(out):
+            out.append([])
+        out[i].append(t)
+    return out
 
 
 @dataclass
@@ -88,9 +115,7 @@ def run_jobs(base: Docker, jobs: Sequence[Job], options: BakeOptions, explain: A
         argv = docker.bake_argv(options.files, [t.name for t in job.targets], push=options.push, load=options.load,
                                 no_cache=options.no_cache, metadata_file=job.metadata.relative_to(options.cwd),
                                 progress=options.progress, allow=options.allow)
-        label = job.builder.name if len(job.targets) > 1 or len(builders_in_order) > 1 else ""
-        if job.builder.max_parallel is not None:
-            label = f"{job.builder.name} {job.targets[0].name}"
+        label = job.label
         for attempt in (1, 2):
             code, tail = docker.runner.stream(
                 argv, env={**(docker.env or {}), **options.variables}, cwd=options.cwd,
