@@ -24,6 +24,19 @@ from bakery.oci.reference import (NAME_RE, PATH_COMPONENT_RE, InvalidReference, 
                                   check_tag)
 
 
+MAX_STRING = 65_536        # one value (a build arg or label may be long; nothing real is longer)
+MAX_PATH = 1_024           # a path in the repository
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: its repr, cut short (a message is one line)."""
+    try:
+        text = repr(value)
+    except ValueError:          # an int too long to print
+        return f"a {type(value).__name__} too long to show"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 class Validator:
     def __init__(self, root: Path, source: str, lines: KeyLines) -> None:
         self.root = root
@@ -39,7 +52,7 @@ class Validator:
         if value is None:
             return {}
         if not isinstance(value, Mapping):
-            self.err(key, f"expected a mapping, got {type(value).__name__} {value!r}")
+            self.err(key, f"expected a mapping, got {type(value).__name__} {_shown(value)}")
             return {}
         if allowed is not None:
             for k in value:
@@ -47,21 +60,47 @@ class Validator:
                     self.err(f"{key}.{k}" if key else str(k), f"unknown key {k!r}; {suggest(str(k), allowed)}")
         return dict(value)
 
-    def string(self, value: Any, key: str, *, required: bool = False) -> str | None:
+    def string(self, value: Any, key: str, *, required: bool = False, limit: int = MAX_STRING) -> str | None:
+        """A string value (numbers are taken as written), at most ``limit`` characters and without NUL."""
         if value is None:
             if required:
                 self.err(key, "is required")
             return None
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            self.err(key, f"expected a string, got {type(value).__name__} {value!r}")
+            self.err(key, f"expected a string, got {type(value).__name__} {_shown(value)}")
             return None
-        return str(value)
+        text = str(value)
+        if len(text) > limit:
+            self.err(key, f"is {len(text)} characters long; at most {limit} are allowed")
+            return None
+        if "\0" in text:
+            self.err(key, "contains a NUL character")
+            return None
+        return text
+
+    def path(self, value: Any, key: str, *, required: bool = False) -> str | None:
+        """A path inside the repository: relative, and still inside once symlinks are resolved."""
+        text = self.string(value, key, required=required, limit=MAX_PATH)
+        if text is None:
+            return None
+        if os.path.isabs(text):
+            self.err(key, f"{text!r} is absolute; give a path relative to {self.root}")
+            return None
+        try:
+            resolved = (self.root / text).resolve()
+        except (OSError, RuntimeError) as exc:
+            self.err(key, f"{text!r} cannot be resolved ({exc})")
+            return None
+        if resolved != self.root.resolve() and self.root.resolve() not in resolved.parents:
+            self.err(key, f"{text!r} leads outside the repository ({resolved})")
+            return None
+        return text
 
     def choice(self, value: Any, key: str, choices: tuple[str, ...], default: str) -> str:
         if value is None:
             return default
         if value not in choices:
-            self.err(key, f"{value!r} is not one of {', '.join(choices)}; {suggest(str(value), choices)}")
+            self.err(key, f"{_shown(value)} is not one of {', '.join(choices)}; {suggest(str(value), choices)}")
             return default
         return str(value)
 
@@ -76,14 +115,14 @@ class Validator:
             elif isinstance(v, (str, int, float)):
                 out[str(k)] = str(v)
             else:
-                self.err(sub, f"expected a string, got {type(v).__name__} {v!r}")
+                self.err(sub, f"expected a string, got {type(v).__name__} {_shown(v)}")
         return out
 
     def string_list(self, value: Any, key: str) -> list[str]:
         if value is None:
             return []
         if isinstance(value, str) or not isinstance(value, list):
-            self.err(key, f"expected a list, got {type(value).__name__} {value!r}")
+            self.err(key, f"expected a list, got {type(value).__name__} {_shown(value)}")
             return []
         out = []
         for i, v in enumerate(value):
@@ -157,7 +196,7 @@ class Validator:
                                       "so groups never overwrite each other's cache")
         ignore = data.get("ignore_error", False)
         if not isinstance(ignore, bool):
-            self.err("cache.ignore_error", f"expected true or false, got {ignore!r}")
+            self.err("cache.ignore_error", f"expected true or false, got {_shown(ignore)}")
             ignore = False
         return Cache(ctype, scope, fallback, mode, self.string(data.get("dir"), "cache.dir") or d.dir, ref, ignore)
 
@@ -165,7 +204,7 @@ class Validator:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            self.err(key, f"expected a whole number >= 1, got {value!r}")
+            self.err(key, f"expected a whole number >= 1, got {_shown(value)}")
             return None
         return value
 
@@ -196,7 +235,7 @@ class Validator:
             nodes = []
             raw_nodes = data.get("nodes") or []
             if not isinstance(raw_nodes, list):
-                self.err(f"{key}.nodes", f"expected a list, got {raw_nodes!r}")
+                self.err(f"{key}.nodes", f"expected a list, got {_shown(raw_nodes)}")
                 raw_nodes = []
             if raw_nodes and driver == "docker":
                 self.err(f"{key}.nodes", "the docker driver has exactly one node (its engine); use docker-container, "
@@ -218,13 +257,14 @@ class Validator:
     def image(self, name: str, value: Any, groups: Mapping[str, PlatformGroup]) -> Image | None:
         key = f"images.{name}"
         if not NAME_RE.match(name):
-            self.err(key, f"image name {name!r} must be lowercase letters and digits separated by . _ or -")
+            self.err(key, f"image name {_shown(name)} must be lowercase letters and digits separated by _ or - "
+                          "(it names bake targets and groups; the repository may differ: `repository:`)")
             return None
         if name in groups or name in RESERVED_GROUPS:
             self.err(key, f"image name {name!r} is also a platform group name; bake groups would collide")
             return None
         data = self.mapping(value, key, IMAGE_KEYS)
-        context = self.string(data.get("context"), f"{key}.context", required=True)
+        context = self.path(data.get("context"), f"{key}.context", required=True)
         if context is None:
             return None
         ctx_path = (self.root / context)
@@ -311,7 +351,7 @@ def validate(data: Any, root: Path, source: str, lines: KeyLines | None = None) 
         provenance = None
     else:
         provenance = v.choice(prov, "provenance", PROVENANCE, "min")
-    bake_dir = v.string(data.get("bake_dir"), "bake_dir") or "bake"
+    bake_dir = v.path(data.get("bake_dir"), "bake_dir") or "bake"
     cache = v.cache(data.get("cache"))
     builders = v.builders(data.get("builders"))
     default_builder = v.string(data.get("default_builder"), "default_builder") or IMPLICIT_BUILDER

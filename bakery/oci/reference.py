@@ -14,10 +14,10 @@ _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 DOMAIN_RE = re.compile(rf"^{_DOMAIN}$")
 PATH_COMPONENT_RE = re.compile(rf"^{_PATH_COMPONENT}$")
 PATH_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
-TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")   # the OCI grammar: ASCII only
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 NAME_MAX = 255
-NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")   # one image name (bakery.yaml keys)
+NAME_RE = re.compile(r"^[a-z0-9]+(?:[_-][a-z0-9]+)*$")   # one image name: also a bake target/group name, so no "."
 
 
 class InvalidReference(ValueError):
@@ -64,13 +64,24 @@ def check_path(path: str, what: str) -> None:
             raise InvalidReference(f"{what} {path!r}: path component {comp!r} is not valid ({why})")
 
 
+def check_domain(domain: str, what: str) -> None:
+    """host[:port] as the reference grammar has it, with a port of 1-65535."""
+    if not DOMAIN_RE.match(domain):
+        raise InvalidReference(f"{what}: {domain!r} is not a valid host[:port]")
+    host, sep, port = domain.rpartition(":")
+    if sep and port.isdigit() and not 0 < int(port) < 65536:
+        raise InvalidReference(f"{what}: port {port} of {domain!r} is not in 1-65535")
+
+
 def check_name_prefix(prefix: str) -> None:
     """Validate the ``registry`` setting: an optional domain and zero or more path components."""
+    if len(prefix) > NAME_MAX:
+        raise InvalidReference(f"registry {prefix[:40]!r}...: longer than {NAME_MAX} characters")
     if not prefix or prefix != prefix.strip() or prefix.endswith("/"):
         raise InvalidReference(f"registry {prefix!r} must be host[:port][/path] without a trailing '/'")
     domain, path = split_domain(prefix)
-    if domain and not DOMAIN_RE.match(domain):
-        raise InvalidReference(f"registry {prefix!r}: {domain!r} is not a valid host[:port]")
+    if domain:
+        check_domain(domain, f"registry {prefix!r}")
     if path:
         check_path(path, "registry")
 
@@ -92,8 +103,8 @@ def parse_reference(text: str) -> Reference:
         rest, tag = rest[:colon], rest[colon + 1:]
         check_tag(tag)
     domain, path = split_domain(rest)
-    if domain and not DOMAIN_RE.match(domain):
-        raise InvalidReference(f"reference {text!r}: {domain!r} is not a valid host[:port]")
+    if domain:
+        check_domain(domain, f"reference {text!r}")
     if not path:
         raise InvalidReference(f"reference {text!r} has no repository")
     check_path(path, "repository")
