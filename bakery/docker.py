@@ -245,6 +245,17 @@ class Docker:
     def pull(self, ref: str) -> None:
         self.runner.run(self.cmd("pull", "-q", ref), env=self.env, action=True)
 
+    def pull_platform(self, ref: str, platform: str) -> Result:
+        """``docker pull --platform``; the caller reads returncode and stderr."""
+        return self.runner.run(self.cmd("pull", "-q", "--platform", platform, ref), env=self.env, check=False,
+                               action=True)
+
+    def image_platform(self, ref: str) -> str:
+        """os/arch[/variant] of a local image ("" when it is not there)."""
+        fmt = "{{.Os}}/{{.Architecture}}{{if .Variant}}/{{.Variant}}{{end}}"
+        res = self.runner.run(self.cmd("image", "inspect", "--format", fmt, ref), env=self.env, check=False)
+        return res.stdout.strip() if res.returncode == 0 else ""
+
     def prune_build_cache(self) -> None:
         """Empty the builder's whole build cache (``buildx prune -af``), internal and unused records included."""
         self.runner.run(self.cmd("buildx", "prune", "-af", *self._builder_flag()), env=self.env, action=True)

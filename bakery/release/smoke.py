@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from bakery.docker import Docker
+from bakery.oci.index import read_config
 from bakery.release.plan import ImageWork, ReleaseFailed, ReleasePlan
 
 
@@ -22,10 +23,13 @@ class SmokeSpec:
     platform: str
     ref: str                              # <registry>/<repository>@<platform manifest digest>
     command: tuple[str, ...] | None       # None: start check; (): no smoke test (test: [] in bakery.yaml)
+    data_only: bool = False               # no CMD and no ENTRYPOINT (FROM scratch data): nothing to start
 
     @property
     def kind(self) -> str:
-        return "start-check" if self.command is None else "test" if self.command else "skipped"
+        if self.command is None:
+            return "data-only" if self.data_only else "start-check"
+        return "test" if self.command else "skipped"
 
     @property
     def label(self) -> str:
@@ -36,7 +40,7 @@ class SmokeSpec:
 class SmokeResult:
     image: str
     platform: str
-    kind: str                 # test | start-check | skipped | already-released
+    kind: str                 # test | start-check | data-only | skipped | already-released
     passed: bool
     exit_code: int | None
     detail: str               # one line: what happened
@@ -77,6 +81,8 @@ def run_smoke(docker: Docker, spec: SmokeSpec, token: str, timeout: float, start
     if spec.kind == "skipped":
         print(f"{spec.label} skipped: images.{spec.image}.test is empty", file=out, flush=True)
         return SmokeResult(spec.image, spec.platform, spec.kind, True, None, "skipped (test: [])")
+    if spec.kind == "data-only":
+        return check_data_only(docker, spec, out)
     name = container_name(spec, token)
     exit_code: int | None = None
     lines: list[str] = []
@@ -86,7 +92,7 @@ def run_smoke(docker: Docker, spec: SmokeSpec, token: str, timeout: float, start
             lines = [ln for ln in started.stderr.splitlines() if ln.strip()]
             for ln in lines:
                 print(f"{spec.label} {ln}", file=out, flush=True)
-            why = lines[-1] if lines else f"docker run exited {started.returncode}"
+            why = cause(lines) or f"docker run exited {started.returncode}"
             return SmokeResult(spec.image, spec.platform, spec.kind, False, None,
                                f"could not start the container: {why}", tuple(lines))
         exit_code = docker.wait_container(name, timeout if spec.command else start_seconds)
@@ -101,10 +107,48 @@ def run_smoke(docker: Docker, spec: SmokeSpec, token: str, timeout: float, start
     return SmokeResult(spec.image, spec.platform, spec.kind, passed, exit_code, detail, tuple(lines))
 
 
+def cause(lines: list[str]) -> str:
+    """docker's cause line ("docker: Error response from daemon: no command specified"), not its last one ("Run
+    'docker run --help' for more information")."""
+    for line in lines:
+        if line.startswith("docker: ") or "Error response from daemon" in line or line.startswith("Error"):
+            return line.strip()
+    useful = [ln for ln in lines if not ln.startswith(("Run 'docker", "See 'docker"))]
+    return useful[-1].strip() if useful else ""
+
+
+def check_data_only(docker: Docker, spec: SmokeSpec, out: TextIO) -> SmokeResult:
+    """An image with nothing to run (no CMD, no ENTRYPOINT, no test): pulled for its platform and inspected."""
+    try:
+        pulled = docker.pull_platform(spec.ref, spec.platform)
+        if pulled.returncode != 0:
+            lines = [ln for ln in pulled.stderr.splitlines() if ln.strip()]
+            why = cause(lines) or f"docker pull exited {pulled.returncode}"
+            return SmokeResult(spec.image, spec.platform, spec.kind, False, None, f"data-only image: pull failed: {why}",
+                               tuple(lines))
+        found = docker.image_platform(spec.ref)
+    finally:
+        docker.remove_image(spec.ref)
+    passed = docker.runner.dry_run or found == spec.platform
+    detail = f"data-only image (no CMD or ENTRYPOINT): pulled and inspected as {found or '?'}" + \
+        ("" if passed else f", expected {spec.platform}")
+    print(f"{spec.label} {'passed' if passed else 'FAILED'}: {detail}", file=out, flush=True)
+    return SmokeResult(spec.image, spec.platform, spec.kind, passed, None, detail)
+
+
 def smoke_argv(docker: Docker, spec: SmokeSpec, name: str) -> list[str]:
     """``docker run`` for one smoke test: detached, named (to wait, read logs and remove), always pulled, the test
     command replacing the entrypoint (so an image whose ENTRYPOINT is a server still runs the test)."""
     return docker.run_detached_argv(name, spec.platform, spec.ref, spec.command)
+
+
+def _runs_nothing(config: dict[str, object]) -> bool:
+    """An image config that was read and names neither CMD nor ENTRYPOINT ({} when unreadable: not known)."""
+    if not config.get("os"):
+        return False
+    inner = config.get("config")
+    settings = inner if isinstance(inner, dict) else {}
+    return not settings.get("Cmd") and not settings.get("Entrypoint")
 
 
 # --------------------------------------------------------------------------- the phase
@@ -123,7 +167,8 @@ def smoke_all(plan: ReleasePlan, docker: Docker, work: Iterable[ImageWork], toke
             continue
         command = plan.config.images[w.name].test
         for platform, man in w.platforms.items():
-            spec = SmokeSpec(w.name, platform, f"{w.full_name}@{man.digest}", command)
+            data_only = command is None and _runs_nothing(read_config(plan.registry, w.repository, man.json))
+            spec = SmokeSpec(w.name, platform, f"{w.full_name}@{man.digest}", command, data_only)
             results.append(run_smoke(docker, spec, token, plan.opts.test_timeout, plan.opts.start_seconds, out))
     failed = [r for r in results if not r.passed]
     if failed:

@@ -376,3 +376,20 @@ def test_sigterm_during_the_smoke_tests_leaves_no_container_and_publishes_nothin
     names = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True).stdout
     assert not [n for n in names.split() if n.startswith("bakery-smoke-") and str(proc.pid) in n]
     assert not {"3.0.0", "3.0", "3", "latest"} & tags_of(prefix, "probe")
+
+
+def test_a_data_only_image_is_released_after_a_pull_and_inspect_per_platform(tmp_path: Path, stack: str) -> None:
+    prefix = new_prefix(stack)
+    root = armfail_project(tmp_path / "project", prefix)
+    (root / "data").mkdir()
+    (root / "data" / "Dockerfile").write_text("FROM scratch\nCOPY payload /payload\n")
+    (root / "data" / "payload").write_text("static data\n")
+    cfg = root / "bakery.yaml"
+    cfg.write_text(cfg.read_text().replace("images:\n", "images:\n  data: {context: data}\n"))
+    commit(root, "data image", tag="v4.0.0")
+    proc = bakery(root, "release", "--image", "data")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for platform in ("linux/amd64", "linux/arm64", "linux/arm/v7"):
+        assert f"[data {platform}] passed: data-only image (no CMD or ENTRYPOINT): pulled and inspected as " \
+               f"{platform}" in proc.stdout
+    assert {"4.0.0", "latest"} <= tags_of(prefix, "data")

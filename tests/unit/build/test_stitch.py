@@ -21,10 +21,11 @@ ATTESTED = {"vnd.docker.reference.type": "attestation-manifest"}
 
 
 def image(reg: FakeRegistry, arch: str, variant: str | None = None, repo: str = REPO,
-          labels: dict[str, str] | None = None) -> str:
-    """An image manifest whose config blob names its platform (what a single-platform bake push leaves)."""
+          labels: dict[str, str] | None = None, cmd: tuple[str, ...] = ("/app",)) -> str:
+    """An image manifest whose config blob names its platform (what a single-platform bake push leaves); ``cmd``
+    () makes a data-only image (no CMD, no ENTRYPOINT)."""
     cfg: dict[str, Any] = {"architecture": arch, "os": "linux", **({"variant": variant} if variant else {}),
-                           "config": {"Labels": labels or {}}}
+                           "config": {"Labels": labels or {}, **({"Cmd": list(cmd)} if cmd else {})}}
     raw = json.dumps(cfg).encode()
     blob = reg.put_blob(repo, raw)
     return reg.add_json(repo, {"schemaVersion": 2, "mediaType": OCI_MANIFEST,

@@ -236,6 +236,29 @@ def test_a_failing_platform_fails_the_release_before_publishing(cfg: Config, reg
     assert "1.2.0" not in reg.tag_map.get("acme/api", {})
 
 
+def test_a_data_only_image_is_pulled_and_inspected_per_platform_not_started() -> None:
+    from bakery.release.smoke import SmokeSpec, run_smoke
+
+    class Inspecting(ScriptedRunner):
+        def run(self, argv: list[str], **kwargs: Any) -> Result:
+            self.calls.append(argv)
+            if argv[1:3] == ["image", "inspect"]:
+                return Result(argv, 0, "linux/arm64\n", "")
+            return Result(argv, 0, "", "")
+    runner = Inspecting({})
+    spec = SmokeSpec("data", "linux/arm64", "registry.test/acme/data@sha256:" + "1" * 64, None, data_only=True)
+    result = run_smoke(Docker(runner), spec, "7", 60, 2, io.StringIO())  # type: ignore[arg-type]
+    assert (result.kind, result.passed) == ("data-only", True)
+    assert result.detail == "data-only image (no CMD or ENTRYPOINT): pulled and inspected as linux/arm64"
+    assert [c[1] for c in runner.calls] == ["pull", "image", "image"]        # pull, inspect, rm: never run
+
+
+def test_a_container_that_cannot_start_is_reported_with_dockers_cause_line() -> None:
+    from bakery.release.smoke import cause
+    lines = ["docker: Error response from daemon: no command specified", "Run 'docker run --help' for more information"]
+    assert cause(lines) == "docker: Error response from daemon: no command specified"
+
+
 # --------------------------------------------------------------------------- publish
 def test_publish_puts_one_index_with_every_platform_under_every_tag(cfg: Config, reg: FakeRegistry) -> None:
     plan = make_plan(cfg, reg)
