@@ -155,31 +155,39 @@ def test_a_failing_platform_names_target_platform_and_step(failing_project: Path
     assert not list((failing_project / "bake").glob(".metadata-*"))
 
 
-def test_ctrl_c_stops_buildx_and_leaves_no_partial_files(failing_project: Path) -> None:
-    (failing_project / "examples" / "services" / "worker" / "Dockerfile").write_text(
+def sleeping_build(project: Path, *args: str) -> subprocess.Popen[str]:
+    """`bakery build` of a worker whose only RUN step sleeps a minute (a new nonce: never cached), returned once
+    bake has started that step."""
+    (project / "examples" / "services" / "worker" / "Dockerfile").write_text(
         "FROM 127.0.0.1:5000/base/busybox:1.35\nARG NONCE\nRUN echo $NONCE && sleep 60\n")
-    text = (failing_project / "bakery.yaml").read_text().replace(
+    text = (project / "bakery.yaml").read_text().replace(
         'args: {GREETING', f'args: {{NONCE: "{time.time()}", GREETING')
-    (failing_project / "bakery.yaml").write_text(text)
-    proc = subprocess.Popen([sys.executable, "-m", "bakery", "build", "--image", "worker", "--group", "amd64"],
-                            cwd=failing_project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    (project / "bakery.yaml").write_text(text)
+    proc = subprocess.Popen([sys.executable, "-m", "bakery", "build", "--image", "worker", *args],
+                            cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     deadline = time.time() + 120
-    seen = ""
     assert proc.stderr is not None
-    while time.time() < deadline:
-        line = proc.stderr.readline()
-        seen += line
-        if "sleep 60" in line:
-            break
-    os.killpg(proc.pid, signal.SIGINT)    # what a terminal's Ctrl-C does: the whole foreground group
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, seen[-2000:] + err[-2000:]
-    assert "interrupted" in err
-    assert not list((failing_project / "bake").glob(".metadata-*"))
-    assert not (failing_project / "bake" / "results.json").exists()
+    while time.time() < deadline and "sleep 60" not in proc.stderr.readline():
+        pass
+    return proc
+
+
+def assert_nothing_left(project: Path, proc: subprocess.Popen[str]) -> None:
+    assert not list((project / "bake").glob(".metadata-*"))
+    assert not list((project / "bake").glob(".overlay-*"))
+    assert not (project / "bake" / "results.json").exists()
     # bake's command line carries bakery's pid in its --metadata-file name: none of this run's bakes is left
     assert subprocess.run(["pgrep", "-f", f"buildx bake .*metadata-{proc.pid}-"], capture_output=True).returncode == 1
+
+
+def test_ctrl_c_stops_buildx_and_leaves_no_partial_files(failing_project: Path) -> None:
+    proc = sleeping_build(failing_project, "--group", "amd64")
+    os.killpg(proc.pid, signal.SIGINT)    # what a terminal's Ctrl-C does: the whole foreground group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err
+    assert_nothing_left(failing_project, proc)
 
 
 def test_load_puts_each_groups_multi_platform_image_in_the_local_store(built) -> None:
@@ -194,27 +202,9 @@ def test_load_puts_each_groups_multi_platform_image_in_the_local_store(built) ->
 
 
 def test_sigterm_stops_buildx_like_ctrl_c_and_exits_143(failing_project: Path) -> None:
-    (failing_project / "examples" / "services" / "worker" / "Dockerfile").write_text(
-        "FROM 127.0.0.1:5000/base/busybox:1.35\nARG NONCE\nRUN echo $NONCE && sleep 60\n")
-    text = (failing_project / "bakery.yaml").read_text().replace(
-        'args: {GREETING', f'args: {{NONCE: "term-{time.time()}", GREETING')
-    (failing_project / "bakery.yaml").write_text(text)
-    proc = subprocess.Popen([sys.executable, "-m", "bakery", "build", "--image", "worker"],
-                            cwd=failing_project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    deadline = time.time() + 120
-    seen = ""
-    assert proc.stderr is not None
-    while time.time() < deadline:
-        line = proc.stderr.readline()
-        seen += line
-        if "sleep 60" in line:
-            break
+    proc = sleeping_build(failing_project)
     proc.send_signal(signal.SIGTERM)       # what a CI runner's cancel does: bakery alone gets it, not its children
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, seen[-2000:] + err[-2000:]
+    assert proc.returncode == 143, err[-2000:]
     assert err.strip().splitlines()[-1] == "bakery: terminated (SIGTERM); no results written"
-    assert not list((failing_project / "bake").glob(".metadata-*"))
-    assert not list((failing_project / "bake").glob(".overlay-*"))
-    assert not (failing_project / "bake" / "results.json").exists()
-    assert subprocess.run(["pgrep", "-f", f"buildx bake .*metadata-{proc.pid}-"], capture_output=True).returncode == 1
+    assert_nothing_left(failing_project, proc)

@@ -21,8 +21,9 @@ from bakery.process import Result
 from bakery.release.git import GitInfo
 from bakery.release.plan import (OCI_KEYS, ImageWork, ReleaseFailed, ReleasePlan, ReleaseRequest, plan_images,
                                  release_labels)
+from bakery.release.plan import IndexPlan
 from bakery.release.publish import plan_indexes, publish_all
-from bakery.release.report import dry_run, finish, make_report
+from bakery.release.report import ReleaseReport, dry_run, finish, make_report
 from bakery.release.run import load_platforms, reuse_groups
 from bakery.release.settings import settings
 from bakery.release.smoke import smoke_all
@@ -300,15 +301,21 @@ class FailingRegistry(FakeRegistry):
         return super().put_manifest(repo, ref, raw, media_type)
 
 
-def test_a_failing_put_leaves_nothing_half_published(cfg: Config) -> None:
-    reg = FailingRegistry()
+def ready_to_publish(cfg: Config, reg: FakeRegistry) -> tuple[ReleasePlan, dict[str, ImageWork], list[IndexPlan],
+                                                                 ReleaseReport]:
+    """A release of acme/web that already has tags 1 and latest from an older image, built and smoke-tested."""
     old = image(reg, "amd64", repo="acme/web")
     for tag in ("1", "latest"):
         reg.put_manifest("acme/web", tag, reg.manifests["acme/web"][old].raw, OCI_INDEX)
     plan = make_plan(cfg, reg)
     work = built(plan)
     indexes = plan_indexes(plan, work.values())
-    report = make_report(plan, work.values(), indexes, [])
+    return plan, work, indexes, make_report(plan, work.values(), indexes, [])
+
+
+def test_a_failing_put_leaves_nothing_half_published(cfg: Config) -> None:
+    reg = FailingRegistry()
+    plan, work, indexes, report = ready_to_publish(cfg, reg)
     tags_before = copy.deepcopy(reg.tag_map)
     reg.fail = ("acme/web", "latest")
     with pytest.raises(ReleaseFailed, match=r"failed at step publish: publish failed: .*PUT acme/web:latest: 500.*; "
@@ -385,13 +392,7 @@ class InterruptedRegistry(FakeRegistry):
 @pytest.mark.parametrize("signal", [KeyboardInterrupt, Terminated])
 def test_an_interrupt_inside_publish_puts_every_tag_back_and_says_so(cfg: Config, signal: type) -> None:
     reg = InterruptedRegistry()
-    old = image(reg, "amd64", repo="acme/web")
-    for tag in ("1", "latest"):
-        reg.put_manifest("acme/web", tag, reg.manifests["acme/web"][old].raw, OCI_INDEX)
-    plan = make_plan(cfg, reg)
-    work = built(plan)
-    indexes = plan_indexes(plan, work.values())
-    report = make_report(plan, work.values(), indexes, [])
+    plan, work, indexes, report = ready_to_publish(cfg, reg)
     tags_before = copy.deepcopy(reg.tag_map)
     reg.at, reg.signal = 3, signal
     with pytest.raises(signal, match=r"publish stopped: 2 tag\(s\) had moved and were put back, nothing of this "
