@@ -3,13 +3,21 @@
 A docker-driver builder is a docker context (an engine): it is selected with ``DOCKER_CONTEXT``, not
 ``--builder``. Every other driver (docker-container, remote, kubernetes) is a named buildx builder, created with
 ``docker buildx create`` (``--append`` for each extra node) and selected with ``--builder``.
+
+Each builder ``ensure`` creates is recorded in ``$XDG_STATE_HOME/bakery/builders.json`` (default
+``~/.local/state/bakery``; :func:`created_builders`), so ``clean --local`` removes only builders bakery created,
+never one with a similar name that someone else made.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
+from bakery.atomic import write_file
 from bakery.config.model import Builder
 from bakery.docker import BuilderInfo, Docker, describe, docker_for
 from bakery.doctor.facts import BINFMT, BINFMT_CONF, enabled_emulators, qemu_handler
@@ -26,6 +34,8 @@ def ensure(builder: Builder, base: Docker) -> BuilderInfo:
     info = docker.builder_info(builder.name)
     if info is None:
         docker.create_builder(builder.name, builder.driver, builder.driver_opts, builder.platforms, builder.endpoint)
+        if not base.runner.dry_run:
+            record_created(builder.name, builder.driver)
         for node in builder.nodes:
             docker.create_builder(builder.name, builder.driver, node.driver_opts, node.platforms,
                                   node.endpoint or node.context, append=True)
@@ -35,6 +45,42 @@ def ensure(builder: Builder, base: Docker) -> BuilderInfo:
             raise BakeryError(f"{describe(builder)}: bootstrap failed: {failed}")
         info = docker.builder_info(builder.name)
     return info or BuilderInfo(builder.name, builder.driver, "", (), "")
+
+
+def state_file(env: Mapping[str, str] | None = None) -> Path:
+    """Where bakery records the builders it created (per user: builders belong to the machine, not a project)."""
+    env = os.environ if env is None else env
+    root = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "state")
+    return Path(root) / "bakery" / "builders.json"
+
+
+def created_builders(path: Path | None = None) -> dict[str, dict[str, str]]:
+    """{name: {"driver", "created"}} of the builders bakery recorded creating; {} when none (or unreadable)."""
+    try:
+        data = json.loads((path or state_file()).read_text())
+    except (OSError, ValueError):
+        return {}
+    found = data.get("builders") if isinstance(data, dict) else None
+    return {k: v for k, v in found.items() if isinstance(v, dict)} if isinstance(found, dict) else {}
+
+
+def record_created(name: str, driver: str, path: Path | None = None) -> None:
+    """Add one builder to the record (atomic rewrite)."""
+    path = path or state_file()
+    builders = created_builders(path)
+    builders[name] = {"driver": driver, "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    write_file(path, json.dumps({"builders": builders}, indent=2, sort_keys=True) + "\n")
+
+
+def forget_created(names: Iterable[str], path: Path | None = None) -> None:
+    """Drop removed builders from the record."""
+    path = path or state_file()
+    builders = created_builders(path)
+    gone = [n for n in names if n in builders]
+    for name in gone:
+        del builders[name]
+    if gone:
+        write_file(path, json.dumps({"builders": builders}, indent=2, sort_keys=True) + "\n")
 
 
 def _ensure_engine(builder: Builder, base: Docker) -> BuilderInfo:

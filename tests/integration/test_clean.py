@@ -8,22 +8,26 @@ checks about the registry it reads directly over HTTP, not through bakery."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.integration.faultproxy import Fault, FaultProxy
-from tests.integration.seed import MultiArch, Seeder, digest_at, exists, private_registry, tags_of
+from tests.integration.seed import MultiArch, Pushed, Seeder, digest_at, exists, private_registry, tags_of
 
 from bakery.clean import execute as clean  # noqa: E402
 from bakery.errors import BakeryError, RegistryError  # noqa: E402
 from bakery.oci.registry import Registry  # noqa: E402
 from bakery.clean.retention import DELETE_DIGEST, RETAG_THEN_DELETE, Policy, Rule  # noqa: E402
+from bakery.doctor.provision import created_builders, record_created  # noqa: E402
+from bakery.oci.untag import untag  # noqa: E402
 
 from tests.conftest import docker, docker_config_dir, registry_manifest  # noqa: E402
 
@@ -427,9 +431,13 @@ def _manifest(host: str, repo: str, ref: str) -> tuple[dict, str]:
 
 
 @pytest.fixture
-def stale_builder() -> Iterator[str]:
+def stale_builder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A builder `setup` would have recorded creating (clean --local removes only those), in a state dir of this
+    test's own (XDG_STATE_HOME, inherited by the bakery processes the test starts)."""
     name = f"bakery-t{uuid.uuid4().hex[:8]}-old"
     docker("buildx", "create", "--name", name, "--driver", "docker-container")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    record_created(name, "docker-container")
     yield name
     docker("buildx", "rm", name, check=False)
 
@@ -518,3 +526,251 @@ def test_a_registry_error_carries_the_http_status_of_the_answer(registry: Regist
     with pytest.raises(RegistryError) as missing:
         registry.get_blob(repo, "sha256:" + "0" * 64)
     assert missing.value.status == 404 and "answered 404" in str(missing.value)
+
+
+def test_local_cleanup_never_removes_a_bakery_named_builder_bakery_did_not_create(
+        bakery_cli: Callable[..., object], tmp_path: Path, prefix: str, stale_builder: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "other-state"))      # no record of it
+    root = project(tmp_path, prefix)
+    proc = bakery_cli(root, "clean", "--local", "--yes", "--keep-storage", "1000gb",
+                      "--builder-prefix", stale_builder[:-4])
+    assert stale_builder not in proc.stdout  # type: ignore[attr-defined]
+    assert stale_builder in docker("buildx", "ls").stdout
+    assert created_builders() == {}
+
+
+# --- a registry that refuses DELETE --------------------------------------------------------------------------
+
+
+def test_clean_on_a_registry_that_refuses_delete_changes_nothing_and_says_what_it_needs(
+        bakery_cli: Callable[..., object], tmp_path: Path) -> None:
+    with private_registry(delete=False) as reg:
+        client = Registry(reg.host, insecure=True)
+        seed = Seeder(client, "acme/app")
+        seed.multiarch("pr-1", nonce="a")
+        seed.tag("pr-2", seed.multiarch("v1", nonce="b").index)
+        before = {t: digest_at(reg.host, "acme/app", t) for t in tags_of(reg.host, "acme/app")}
+        root = project(tmp_path / "p", f"{reg.host}/acme", {"rules": [{"match": "pr-.*", "keep_last": 0}]})
+        proc = bakery_cli(root, "clean", "--yes", check=False,  # type: ignore[operator]
+                          env={"DOCKER_CONFIG": str(reg.docker_config(tmp_path / "docker"))})
+        assert proc.returncode == 1
+        assert [ln for ln in re.split(r"[\r\n]", proc.stderr) if ln.startswith("bakery:")] == [
+            f"bakery: {reg.host}/acme/app: registry {reg.host} refuses DELETE (405): enable `storage.delete.enabled` "
+            "(distribution) or remove images with the registry's own API or retention policy; nothing was changed"]
+        assert {t: digest_at(reg.host, "acme/app", t) for t in tags_of(reg.host, "acme/app")} == before
+
+
+# --- races: publishes landing while clean deletes, on the real registry ---------------------------------------
+
+
+class Racing(Registry):
+    """The client clean uses, telling a test when each DELETE is about to leave (``hook(digest)``, which may
+    block: the publish it runs then lands between clean's last check and that DELETE)."""
+
+    hook: Callable[[str], None] | None = None
+
+    def delete_manifest(self, repo: str, digest: str) -> bool:
+        if self.hook is not None:
+            self.hook(digest)
+        return super().delete_manifest(repo, digest)
+
+
+def resolves_fully(host: str, repo: str, tag: str) -> bool:
+    """The tag, its index and every manifest the index lists exist (read straight from the registry)."""
+    digest = digest_at(host, repo, tag)
+    if digest is None:
+        return False
+    body, _ = registry_manifest(f"{host}/{repo}", tag)
+    return all(exists(host, repo, d["digest"]) for d in body.get("manifests") or [])
+
+
+def pr_repo(seed: Seeder, n: int = 4) -> list[MultiArch]:
+    """A kept `latest` and ``n`` removable pr-* indexes, each of two images with attestations."""
+    seed.multiarch("latest", nonce=f"keep-{seed.repo}")
+    return [seed.multiarch(f"pr-{i}", nonce=f"pr{i}-{seed.repo}") for i in range(n)]
+
+
+def race(host: str, repo: str, publish: Callable[[Seeder, list[MultiArch]], dict[str, bool]],
+         reps: int = 10) -> list[dict[str, object]]:
+    """Run ``clean --yes`` (pr-* removed) ``reps`` times, each time with ``publish`` started on a thread at a
+    random moment of the delete phase (0-150 ms after clean's first DELETE of a planned digest). ``publish`` returns {tag: whether the
+    registry accepted it}. Every accepted tag must resolve fully afterwards, and the run must validate."""
+    import random
+    import threading
+    stats = []
+    for rep in range(reps):
+        name = f"{repo}{rep}"
+        client = Racing(host, insecure=True)
+        seed = Seeder(client, name)
+        removed = pr_repo(seed)
+        target = clean.Target("app", f"{host}/{name}", name)
+        repo_plan = clean.plan_target(client, target, Policy((Rule("pr-.*", keep_last=0),)), datetime.now(UTC))
+        started, published = threading.Event(), {}
+        planned = {a.digest for a in repo_plan.plan.delete_digests}
+        client.hook = lambda d: started.set() if d in planned else None
+
+        def publisher() -> None:
+            started.wait(30)
+            time.sleep(random.uniform(0, 0.15))
+            published.update(publish(Seeder(Registry(host, insecure=True), name), removed))
+
+        thread = threading.Thread(target=publisher)
+        thread.start()
+        outcome = clean.execute(client, repo_plan, workers=4)
+        thread.join(60)
+        assert outcome.ok, outcome.to_dict()
+        lost = [t for t, accepted in published.items() if accepted and not resolves_fully(host, name, t)]
+        assert not lost, (rep, lost, outcome.to_dict())
+        left = {t: digest_at(host, name, t) for t in tags_of(host, name) if t.startswith("pr-")}
+        assert not left, (rep, left, outcome.to_dict())
+        stats.append({"published": published, "restored": len(outcome.restored),
+                      "guarded": len([e for e in outcome.skipped if "changed since the snapshot" in e.detail])})
+    return stats
+
+
+def test_a_new_index_reusing_children_clean_deletes_resolves_fully_10_times(host: str, repo: str) -> None:
+    def new_index(seed: Seeder, removed: list[MultiArch]) -> dict[str, bool]:
+        old = removed[0]
+        for image in old.images:            # what a pusher does: HEAD each child, PUT the ones that are missing
+            if not exists(host, seed.repo, image.digest):
+                seed.put(image.raw, image.media_type)
+        try:
+            seed.index(list(old.images), tag="main-1")
+            return {"main-1": True}
+        except RegistryError:               # a child went between the HEAD and the index PUT: a loud failure
+            return {"main-1": False}
+
+    stats = race(host, repo, new_index)
+    assert sum(1 for s in stats if s["published"]["main-1"]) >= 5, stats   # type: ignore[index]
+    print("new index:", stats)
+
+
+def test_a_removed_index_promoted_while_clean_deletes_resolves_fully_10_times(host: str, repo: str) -> None:
+    def promote(seed: Seeder, removed: list[MultiArch]) -> dict[str, bool]:
+        try:
+            seed.tag("v1.0.0", removed[0].index)           # the release tool re-tags pr-0's index
+            return {"v1.0.0": True}
+        except RegistryError:                              # its children were already gone: refused, loudly
+            return {"v1.0.0": False}
+
+    stats = race(host, repo, promote)
+    print("promotion:", stats)
+
+
+def ci_repo(seed: Seeder, tags: Sequence[str]) -> dict[str, list[Pushed]]:
+    """What `bakery build --push --tag T` leaves, per tag: per-group refs T-amd64 and T-arm (indexes of one image
+    plus its attestation) stitched into T; and a cosign-style signature `sha256-<T's index>.sig`."""
+    made: dict[str, list[Pushed]] = {}
+    for tag in tags:
+        amd, arm = (seed.image(a, nonce=f"{tag}-{a}-{seed.repo}") for a in ("amd64", "arm64"))
+        att_amd, att_arm = (seed.attestation(i, nonce=f"{tag}-{seed.repo}") for i in (amd, arm))
+        groups = [seed.index([amd], tag=f"{tag}-amd64", attestations=[(att_amd, amd)]),
+                  seed.index([arm], tag=f"{tag}-arm", attestations=[(att_arm, arm)])]
+        public = seed.index([amd, arm], tag=tag, attestations=[(att_amd, amd), (att_arm, arm)])
+        sig = seed.image("amd64", created=None, layers=(f"sig-{tag}".encode(),), nonce=f"sig-{tag}-{seed.repo}")
+        seed.tag(f"sha256-{public.digest.split(':')[1]}.sig", sig)
+        made[tag] = [public, *groups, amd, arm, att_amd, att_arm, sig]
+    return made
+
+
+def test_sigkill_at_random_points_then_a_re_run_loses_nothing_kept_and_leaves_nothing_planned(
+        tmp_path: Path, host: str, prefix: str) -> None:
+    import random
+    import subprocess
+    import sys
+    cycles, kills, midway, full = 21, [], 0, 0.0
+    for cycle in range(cycles):
+        cycle_prefix = f"{prefix}{cycle}"
+        name = f"{cycle_prefix.split('/', 1)[1]}/app"
+        seed = Seeder(Registry(host, insecure=True), name)
+        made = ci_repo(seed, ["v1", "pr-1", "pr-2", "pr-3"])
+        seed.tag("pr-s", made["v1"][0])                         # untag only: shares v1's index
+        root = project(tmp_path / f"c{cycle}", cycle_prefix, {"rules": [{"match": "pr-.*", "keep_last": 0}]})
+        argv = [sys.executable, "-m", "bakery", "clean", "--yes"]
+        started = time.monotonic()
+        proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if cycle == 0:                                          # calibration: how long a whole run takes here
+            assert proc.wait(300) == 0
+            full = time.monotonic() - started
+            continue
+        delay = random.uniform(0.3 * full, full)
+        try:
+            proc.wait(delay)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            kills.append(delay)
+            before = tags_of(host, name)
+            midway += any(t.startswith("bakery-clean-") for t in before) or "pr-1" not in before
+        rerun = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=300)
+        assert rerun.returncode == 0, (cycle, delay, rerun.stdout[-2000:], rerun.stderr[-2000:])
+        assert tags_of(host, name) == sorted(["v1", "v1-amd64", "v1-arm",
+                                              f"sha256-{made['v1'][0].digest.split(':')[1]}.sig"]), (cycle, delay)
+        assert all(resolves_fully(host, name, t) for t in ("v1", "v1-amd64", "v1-arm"))
+        assert all(exists(host, name, m.digest) for m in made["v1"])
+        left = [m.digest for t in ("pr-1", "pr-2", "pr-3") for m in made[t] if exists(host, name, m.digest)]
+        assert not left, (cycle, delay, left)
+    assert len(kills) >= 15 and midway >= 5, (kills, midway, full)
+    print(f"SIGKILL: {len(kills)} of {cycles - 1} runs killed ({midway} after changing the registry), a whole run "
+          f"{full:.2f} s, kills after {sorted(round(k, 2) for k in kills)} s")
+
+
+def test_a_real_build_and_stitches_of_identical_sources_racing_clean_resolve_fully_10_times(
+        bakery_cli: Callable[..., object], tmp_path: Path, prefix: str, host: str, repo: str) -> None:
+    """Rep 0 publishes with a real `bakery build --push` of the sources pr-0 was built from (identical platform
+    images); reps 1-9 re-publish those images as new per-group refs and a real `bakery stitch`. Each publish runs
+    while clean holds one of its DELETEs of a platform image or attestation (a random one): the publish lands
+    after clean's last check of that digest, the case only the final repair covers. (A tag put on the very digest
+    being deleted in that instant is the one case no 2.8 client can catch: docs/clean.md.)"""
+    import random
+    root = project(tmp_path, prefix)
+    bakery_cli(root, "build", "--push", "--tag", "pr-0")
+    client = Racing(host, insecure=True)
+    target = clean.Target("app", f"{host}/{repo}", repo)
+    policy = Policy((Rule("pr-.*", keep_last=0),))
+    restored = 0
+    for rep in range(10):
+        tag = f"main-{rep}"
+        groups = {g: client.find_manifest(repo, f"pr-{rep}-{g}") for g in ("amd64", "arm")}
+        images = [client.find_manifest(repo, d["digest"]) for f in groups.values() if f for d in f.json["manifests"]]
+
+        def publish() -> None:
+            if rep == 0:
+                bakery_cli(root, "build", "--push", "--tag", tag)
+                return
+            for attempt in range(3):                 # a push that fails loudly (MANIFEST_BLOB_UNKNOWN) is re-run
+                try:
+                    for image in images:             # what buildx does: push each image the registry lacks
+                        if image is not None and not exists(host, repo, image.digest):
+                            client.put_manifest(repo, image.digest, image.raw, image.media_type)
+                    for g, found in groups.items():  # a new build's per-group index: same images, new provenance
+                        assert found is not None
+                        doc = {**found.json, "annotations": {"org.opencontainers.image.created": iso(0),
+                                                             "rep": str(rep)}}
+                        client.put_manifest(repo, f"{tag}-{g}", json.dumps(doc).encode(), found.media_type)
+                    break
+                except RegistryError:
+                    if attempt == 2:
+                        raise
+            bakery_cli(root, "stitch", tag)
+
+        repo_plan = clean.plan_target(client, target, policy, datetime.now(UTC))
+        children = [a.digest for a in repo_plan.plan.delete_digests if a.cascade_from is not None]
+        chosen, fired = random.choice(children), []
+        client.hook = lambda d: (fired.append(d), publish()) if d == chosen and not fired else None
+        outcome = clean.execute(client, repo_plan, workers=4)
+        client.hook = None
+        assert fired and outcome.ok, (outcome.failed, outcome.problems)
+        for t in (tag, f"{tag}-amd64", f"{tag}-arm"):
+            assert resolves_fully(host, repo, t), (rep, t, outcome.to_dict())
+        restored += len(outcome.restored)
+        assert not [t for t in tags_of(host, repo) if t.startswith("pr-")]
+        for suffix in ("", "-amd64", "-arm"):         # the next rep removes what this one published
+            found = client.find_manifest(repo, f"{tag}{suffix}")
+            assert found is not None
+            client.put_manifest(repo, f"pr-{rep + 1}{suffix}", found.raw, found.media_type)
+            untag(client, repo, f"{tag}{suffix}")
+    inspect = docker("buildx", "imagetools", "inspect", f"{prefix}/app:pr-10")
+    assert "linux/arm64" in inspect.stdout and "linux/amd64" in inspect.stdout
+    print(f"real build + stitches: {restored} manifests restored over 10 reps")

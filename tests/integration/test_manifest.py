@@ -148,3 +148,16 @@ def test_rm_of_a_missing_tag_is_a_clear_error(per_arch) -> None:
     root, name = per_arch
     proc = bakery(root, "manifest.rm", f"{name}:nope")
     assert proc.returncode != 0 and f"{name}:nope does not exist" in proc.stderr
+
+
+def test_rm_on_a_registry_that_refuses_delete_changes_nothing_and_says_what_it_needs(tmp_path) -> None:
+    from tests.integration.seed import Seeder, digest_at, private_registry, tags_of as listed
+    from bakery.oci.registry import Registry
+    with private_registry(delete=False) as reg:
+        image = Seeder(Registry(reg.host, insecure=True), "acme/app").multiarch("v1", nonce="rm")
+        proc = bakery(tmp_path, "manifest.rm", f"{reg.host}/acme/app:v1")
+        assert proc.returncode == 1
+        assert proc.stderr.strip().splitlines() == [
+            f"bakery: acme/app:v1: registry {reg.host} refuses DELETE (405): enable `storage.delete.enabled` "
+            "(distribution) or remove images with the registry's own API or retention policy; nothing was changed"]
+        assert listed(reg.host, "acme/app") == ["v1"] and digest_at(reg.host, "acme/app", "v1") == image.index.digest

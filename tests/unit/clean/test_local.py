@@ -12,6 +12,7 @@ import pytest
 from bakery.clean import local
 from bakery.config import load
 from bakery.docker import Docker
+from bakery.doctor.provision import created_builders, record_created, state_file
 from bakery.errors import BakeryError
 from bakery.process import Result
 
@@ -40,6 +41,8 @@ class Scripted:
 @pytest.fixture
 def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    record_created("bakery-old", "docker-container")          # made by `setup`, so clean --local may remove it
     (tmp_path / "api").mkdir()
     (tmp_path / "api" / "Dockerfile").write_text("FROM scratch\n")
     (tmp_path / "bakery.yaml").write_text(PROJECT)
@@ -69,3 +72,16 @@ def test_bad_flags_are_refused_before_docker_is_asked(config: Any) -> None:
     with pytest.raises(BakeryError, match="--image-filter 'x': expected KEY=VALUE"):
         local.local_steps(Docker(runner), config, image_filters=["x"])  # type: ignore[arg-type]
     assert runner.ran == []
+
+
+def test_only_builders_bakery_recorded_creating_are_removed_and_the_record_follows(config: Any, tmp_path: Path) -> None:
+    runner = Scripted([{"Name": "bakery-old", "Driver": "docker-container"},
+                       {"Name": "bakery-someone-elses", "Driver": "docker-container"}])
+    docker = Docker(runner)  # type: ignore[arg-type]
+    steps = local.local_steps(docker, config)
+    assert [s.argv for s in steps if "rm" in s.argv] == [("docker", "buildx", "rm", "bakery-old")]
+    assert state_file() == tmp_path / "state" / "bakery" / "builders.json"
+    local.run_local(docker, steps)
+    assert created_builders() == {}
+    assert local.local_steps(docker, config, created=["bakery-someone-elses"])[-2].argv == \
+        ("docker", "buildx", "rm", "bakery-someone-elses")
