@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,7 @@ class Docker:
     # engine) starts without them
     _buildx: Version | None = field(default=None, init=False, repr=False, compare=False)
     _engine: EngineInfo | None = field(default=None, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def cmd(self, *args: str) -> list[str]:
         return [self.binary, *args]
@@ -70,8 +72,9 @@ class Docker:
         return Capabilities(self.buildx_version())
 
     def engine(self) -> EngineInfo:
-        if self._engine is None:
-            self._engine = self._read_engine()
+        with self._lock:       # probes run concurrently (doctor.facts): `docker info` is still read once
+            if self._engine is None:
+                self._engine = self._read_engine()
         return self._engine
 
     def _read_engine(self) -> EngineInfo:
@@ -241,6 +244,10 @@ class Docker:
     def remove_image(self, ref: str) -> bool:
         """``docker image rm``; False if the engine refused (in use, or not there)."""
         return self.runner.run(self.cmd("image", "rm", ref), env=self.env, check=False, action=True).returncode == 0
+
+    def tag_image(self, source: str, target: str) -> None:
+        """``docker tag``: one more name for a local image (an action)."""
+        self.runner.run(self.cmd("tag", source, target), env=self.env, action=True)
 
     def pull(self, ref: str) -> None:
         self.runner.run(self.cmd("pull", "-q", ref), env=self.env, action=True)

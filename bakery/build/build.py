@@ -10,23 +10,25 @@ import json
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from bakery.build import bakefile
-
-
 from bakery.build import fanout
+from bakery.build import inputs as inputs_mod
+from bakery.build import skip as skip_mod
 from bakery.atomic import write_file, write_files
 from bakery.build.bakefile import TargetInfo
 from bakery.config.variables import VAR_REGISTRY, VAR_SCOPE, VAR_TAG
 from bakery.config.model import Config
 from bakery.build import entitlements
-from bakery.build.generate import evaluated_targets, generate
-from bakery.docker import Docker
-from bakery.errors import BakeryError
+from bakery.build.generate import JSON_FILE, evaluated_targets, generate
+from bakery.docker import Docker, docker_for
+from bakery.errors import BakeryError, RegistryError
+from bakery.oci.registry import registry_for
 from bakery.oci.reference import InvalidReference, check_name_prefix, check_tag, split_domain
 from bakery.config.variables import bake_variables
 from bakery.build import stitch
@@ -47,6 +49,7 @@ class BuildRequest:
     check: bool = True
     stitch: bool = True              # with push: publish the public tag (release pushes first, stitches later)
     overlay: Mapping[str, Any] | None = None   # extra bake document (e.g. labels/annotations), passed with -f
+    skip: bool = True                # with push: reuse the result of a target whose inputs did not change
 
 
 @dataclass
@@ -113,58 +116,197 @@ def explain_failure(lines: Sequence[str], targets: Sequence[TargetInfo]) -> str:
     return f"build failed: {where}: {why}"
 
 
-def build(config: Config, docker: Docker, request: BuildRequest, out: TextIO = sys.stdout) -> BuildResult:
-    """Generate, run bake (one per builder, concurrently, when groups map to several builders), record digests
-    and, with push, stitch one index per image. Nothing is stitched when any target fails."""
+@dataclass
+class _Run:
+    """What the phases of one build pass on."""
+    infos: list[TargetInfo]
+    variables: dict[str, str]
+    doc: dict[str, Any]
+    evaluated: dict[str, Any]
+    allow: list[str]
+    skip: skip_mod.Decision = field(default_factory=skip_mod.Decision)
+    where: dict[str, skip_mod.Where] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+Preflight = Callable[[Sequence[TargetInfo]], None]
+
+
+def build(config: Config, docker: Docker, request: BuildRequest, out: TextIO = sys.stdout,
+          preflight: Preflight | None = None) -> BuildResult:
+    """Generate, look unchanged targets up (``--push``), run bake on the rest (one per builder, concurrently, when
+    groups map to several builders), record digests and, with push, stitch one index per image. Nothing is
+    stitched when any target fails. ``preflight`` judges the machine for the targets that are built."""
+    docker.capabilities()       # buildx is read once, before anything runs at the same time
+    skipping = request.push and request.skip and config.skip and not request.no_cache
+    infos = bakefile.target_infos(config, bakefile.select_targets(config, request.groups, request.images))
+    judged = _early(None if skipping else preflight, infos)
+    run = _prepare(config, docker, request, out)
+    if skipping:
+        _decide_skip(config, docker, run, request.overlay, out)
+    todo = [i for i in run.infos if i.name not in run.skip.unchanged]
+    if todo:
+        judged()
+        if skipping and preflight is not None:
+            preflight(todo)
+    meta = _bake(config, docker, request, run, todo) if todo else {}
+    if request.load and request.tag and todo:
+        _tag_loaded(config, docker, run, todo, request.tag, out)
+    result = BuildResult(run.variables[VAR_TAG])
+    if docker.runner.dry_run:
+        if request.push and request.stitch:
+            for line in stitch.plan_lines(config, _images(run.infos), result.tag, run.variables[VAR_REGISTRY]):
+                print(line, file=out)
+        return result
+    _record_targets(config, run, meta, result)
+    if request.push:
+        _reuse_and_record(config, run, meta, result, out)
+    if request.push and request.stitch:
+        built = {name: t["digest"] for name, t in result.targets.items()}
+        _record(result, stitch.stitch_images(config, _images(run.infos), result.tag, run.variables[VAR_REGISTRY],
+                                             built))
+    write_results(config, result)
+    return result
+
+
+def _early(preflight: Preflight | None, infos: Sequence[TargetInfo]) -> Callable[[], None]:
+    """Start the preflight at once, in the background (its docker probes overlap generation and the lookups);
+    the callable waits for it and raises what it found. Nobody waits when nothing is built."""
+    if preflight is None:
+        return lambda: None
+    found: list[BaseException | None] = []
+
+    def judge() -> None:
+        try:
+            preflight(infos)
+            found.append(None)
+        except BaseException as exc:        # handed to the caller's thread
+            found.append(exc)
+    worker = threading.Thread(target=judge, name="preflight", daemon=True)
+    worker.start()
+
+    def wait() -> None:
+        worker.join()
+        if found and found[0] is not None:
+            raise found[0]
+    return wait
+
+
+def _prepare(config: Config, docker: Docker, request: BuildRequest, out: TextIO) -> _Run:
+    """Phase: the targets, the bake document (built once), the generated file (checked) and the grants."""
     names = bakefile.select_targets(config, request.groups, request.images)
     infos = bakefile.target_infos(config, names)
     variables = bake_variables(config, request.tag, request.cache_scope)
-    tag = variables[VAR_TAG]
     caps = docker.capabilities()
     doc = bakefile.document(config, caps)
-    files = generate(config, docker, out, formats=["json"], check=request.check, doc=doc)
+    generate(config, docker, out, formats=["json"], check=request.check, doc=doc)
     evaluated = evaluated_targets(doc, variables)
     if not docker.runner.dry_run:
         for directory in entitlements.cache_dirs(evaluated, names, config.root):
             directory.mkdir(parents=True, exist_ok=True)
     allow = entitlements.grants(evaluated, names, config.root, caps)
+    return _Run(infos, variables, doc, evaluated, allow)
+
+
+def _decide_skip(config: Config, docker: Docker, run: _Run, overlay: Mapping[str, Any] | None, out: TextIO) -> None:
+    """Phase (``--push``, skip on): input digests, then the registry lookups; prints what is not built."""
+    registry, prefix = registry_for(run.variables[VAR_REGISTRY])
+    for info in run.infos:
+        repository = config.images[info.image].repository
+        run.where[info.name] = skip_mod.Where(f"{prefix}/{repository}" if prefix else repository,
+                                              bakefile.intermediate_tag(config, info.group, run.variables[VAR_TAG]),
+                                              info.platforms)
+    cache_path = config.root / config.bake_dir / inputs_mod.STAT_CACHE
+    cache = inputs_mod.StatCache.load(cache_path)
+    extra = {"overlay": dict(overlay or {}),
+             "overrides": {p.name: inputs_mod.json_digest((config.root / p).read_bytes().decode("utf-8", "replace"))
+                           for p in overlay_files(config)}}
+    targets = run.evaluated["target"]
+    run.inputs = inputs_mod.compute(config.root, targets, [i.name for i in run.infos],
+                                    inputs_mod.registry_resolver(), cache, {**os.environ, **(docker.env or {})}, extra)
+    if not docker.runner.dry_run:
+        cache.save(cache_path, [str(config.root / str(targets[n].get("context") or ".")) for n in run.inputs])
+    run.skip = skip_mod.decide(registry, run.where, run.inputs)
+    for line in skip_mod.report(run.skip, docker.runner.dry_run):
+        print(line, file=out, flush=True)
+
+
+def _bake(config: Config, docker: Docker, request: BuildRequest, run: _Run,
+          todo: Sequence[TargetInfo]) -> dict[str, Any]:
+    """Phase: bake the targets that are built (overlay with the input annotations), per builder."""
     out_dir = config.root / config.bake_dir
-    bake_files = [files[0].relative_to(config.root)] + overlay_files(config)
+    files = [out_dir.relative_to(config.root) / JSON_FILE] + overlay_files(config)
     token = str(os.getpid())
     run_overlay = out_dir / f".overlay-{token}.json"
-    if request.overlay and not docker.runner.dry_run:
-        write_file(run_overlay, bakefile.to_json(request.overlay))
-    if request.overlay:
-        bake_files.append(run_overlay.relative_to(config.root))
-    contexts = {n: str(evaluated["target"][n].get("context")) for n in names} \
-        if caps.shared_context_sessions and config.cache.type != "none" else None
-    jobs = fanout.jobs_for(fanout.by_builder(config, infos), config.builders, out_dir, token, contexts)
-    options = fanout.BakeOptions(tuple(bake_files), variables, config.root, push=request.push, load=request.load,
-                                 no_cache=request.no_cache, progress=request.progress, allow=tuple(allow))
-    result = BuildResult(tag)
+    overlay = skip_mod.annotation_overlay(run.evaluated["target"], run.inputs, [i.name for i in todo],
+                                          request.overlay) if request.push else request.overlay
+    if overlay and not docker.runner.dry_run:
+        write_file(run_overlay, bakefile.to_json(overlay))
+    if overlay:
+        files.append(run_overlay.relative_to(config.root))
+    jobs = fanout.jobs_for(fanout.by_builder(config, todo), config.builders, out_dir, token)
+    options = fanout.BakeOptions(tuple(files), run.variables, config.root, push=request.push, load=request.load,
+                                 no_cache=request.no_cache, progress=request.progress, allow=tuple(run.allow))
     try:
-        meta = fanout.run_jobs(docker, jobs, options, explain_failure, config.fanout)
+        return fanout.run_jobs(docker, jobs, options, explain_failure, config.fanout)
     finally:
         run_overlay.unlink(missing_ok=True)
-    if docker.runner.dry_run:
-        if request.push and request.stitch:
-            for line in stitch.plan_lines(config, _images(infos), tag, variables[VAR_REGISTRY]):
-                print(line, file=out)
-        return result
-    for info in infos:
+
+
+def _tag_loaded(config: Config, docker: Docker, run: _Run, todo: Sequence[TargetInfo], tag: str,
+                out: TextIO) -> None:
+    """Phase (``--load --tag X``): ``<registry>/<image>:X`` names each loaded image, so ``docker run`` finds it
+    under the tag asked for. An image loaded from several groups takes the group that runs natively here."""
+    native = docker.engine().os_arch
+    chosen: dict[str, TargetInfo] = {}
+    for info in todo:
+        if info.image not in chosen or (native in info.platforms and native not in chosen[info.image].platforms):
+            chosen[info.image] = info
+    registry = run.variables[VAR_REGISTRY]
+    for image, info in chosen.items():
+        repository = f"{registry}/{config.images[image].repository}"
+        source = f"{repository}:{bakefile.intermediate_tag(config, info.group, run.variables[VAR_TAG])}"
+        docker_for(docker, config.builder_of(info.group)).tag_image(source, f"{repository}:{tag}")
+        if not docker.runner.dry_run:
+            print(f"loaded {repository}:{tag} ({', '.join(info.platforms)})", file=out)
+
+
+def _record_targets(config: Config, run: _Run, meta: Mapping[str, Any], result: BuildResult) -> None:
+    """Phase: each target's ``results.json`` record (digest from bake, or the unchanged previous result)."""
+    for info in run.infos:
         entry = meta.get(info.name, {})
+        unchanged = run.skip.unchanged.get(info.name)
         result.targets[info.name] = {
             "image": info.image, "group": info.group, "platforms": list(info.platforms),
             "builder": config.builder_of(info.group).name,
-            "digest": entry.get("containerimage.digest"),
-            "ref": f"{variables[VAR_REGISTRY]}/{config.images[info.image].repository}:"
-                   f"{bakefile.intermediate_tag(config, info.group, tag)}",
+            "digest": unchanged.part.digest if unchanged else entry.get("containerimage.digest"),
+            "ref": f"{run.variables[VAR_REGISTRY]}/{config.images[info.image].repository}:"
+                   f"{bakefile.intermediate_tag(config, info.group, run.variables[VAR_TAG])}",
         }
-    if request.push and request.stitch:
-        built = {name: t["digest"] for name, t in result.targets.items()}
-        _record(result, stitch.stitch_images(config, _images(infos), tag, variables[VAR_REGISTRY], built))
-    write_results(config, result)
-    return result
+        if info.name in run.inputs and run.inputs[info.name].digest:
+            result.targets[info.name]["inputs"] = run.inputs[info.name].digest
+        if unchanged:
+            result.targets[info.name]["unchanged_since"] = unchanged.since
+
+
+def _reuse_and_record(config: Config, run: _Run, meta: Mapping[str, Any], result: BuildResult,
+                      out: TextIO) -> None:
+    """Phase: point unchanged results at this run's per-group refs; record the inputs of what was built (a record
+    that cannot be written is a note, never a failure: the next run builds again)."""
+    if not run.where:
+        return
+    registry, _ = registry_for(run.variables[VAR_REGISTRY])
+    skip_mod.reuse(registry, run.skip, run.where)
+    for name, w in run.where.items():
+        got = run.inputs.get(name)
+        if name in run.skip.unchanged or got is None or got.digest is None or name not in meta:
+            continue
+        try:
+            subject = skip_mod.subject_of(registry, w.repository, meta[name])
+            if subject is not None:
+                skip_mod.record(registry, w.repository, name, got.digest, result.tag, subject)
+        except RegistryError as exc:
+            result.notes.append(f"{name}: inputs not recorded ({exc}); the next build of it is not skipped")
 
 
 def overlay_files(config: Config) -> list[Path]:

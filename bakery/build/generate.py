@@ -6,13 +6,15 @@ installed buildx what it read, in the form that version prints (:mod:`bakery.cap
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from bakery.atomic import write_files
+from bakery.atomic import write_file, write_files
 from bakery.build import bakefile
 from bakery.capabilities import Capabilities
 from bakery.config.model import Config
@@ -22,6 +24,7 @@ from bakery.errors import BakeryError
 
 JSON_FILE = "docker-bake.json"
 HCL_FILE = "docker-bake.hcl"
+CHECKED_FILE = ".print-checked.json"
 
 
 def render_files(config: Config, caps: Capabilities | None, formats: Sequence[str] | None = None) -> dict[Path, str]:
@@ -111,11 +114,15 @@ def generate(config: Config, docker: Docker | None, out: TextIO, *, formats: Seq
             print(f"would write {os.path.relpath(path)}", file=out)
         return list(files)
     previous = {p: p.read_text(encoding="utf-8") for p in files if p.exists()}
-    write_files(files)
+    if previous != files:
+        write_files(files)
     if check and docker is not None:
         variables = bake_variables(config, env={})
+        checked = _checked(config)
+        version = ".".join(map(str, docker.buildx_version()))
+        todo = {p: _stamp(text, version) for p, text in files.items() if checked.get(p.name) != _stamp(text, version)}
         try:
-            for path in files:
+            for path in todo:
                 printed = docker.bake_print([path.relative_to(config.root)], ["default"], variables, config.root)
                 problems = compare_with_print(doc, printed, variables, caps)
                 if problems:
@@ -127,4 +134,22 @@ def generate(config: Config, docker: Docker | None, out: TextIO, *, formats: Seq
                 if p not in previous:
                     p.unlink(missing_ok=True)
             raise
+        if todo:
+            write_file(config.root / config.bake_dir / CHECKED_FILE,
+                       json.dumps({**checked, **{p.name: stamp for p, stamp in todo.items()}}, sort_keys=True) + "\n")
     return list(files)
+
+
+def _stamp(text: str, buildx: str) -> str:
+    """What one ``--print`` check vouches for: these bytes, read by this buildx."""
+    return f"{hashlib.sha256(text.encode('utf-8')).hexdigest()} buildx {buildx}"
+
+
+def _checked(config: Config) -> dict[str, str]:
+    """file name -> stamp of the last successful ``--print`` check (``bake/.print-checked.json``): a file whose
+    bytes and buildx version are those of the last check needs no new one."""
+    try:
+        data = json.loads((config.root / config.bake_dir / CHECKED_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}

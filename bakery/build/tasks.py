@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from invoke import Context, Exit, task
+from invoke import Context, Exit
 
 from bakery.build import build as build_mod
 from bakery.build import check as check_mod
 from bakery.build import generate as generate_mod
-from bakery.cli import config_from, docker_from, errors_to_exit
+from bakery.build.bakefile import TargetInfo
+from bakery.cli import config_from, docker_from, errors_to_exit, task
 from bakery.doctor.checks import preflight
 from bakery.errors import BakeryError
 
@@ -36,13 +38,14 @@ def generate(c: Context, hcl: bool = False, config: str | None = None, check: bo
             "no-cache": "build without the build cache", "dry-run": "print the exact commands, change nothing",
             "verbose": "echo every command", "progress": "buildx progress: plain (default), tty, rawjson, quiet",
             "cache-scope": "cache ref scope, e.g. the branch (default: cache.scope, or BAKERY_CACHE_SCOPE)",
+            "no-skip": "with --push: build every target, even those whose inputs match a pushed result",
             "config": "path of bakery.yaml"})
 @errors_to_exit
 def build(c: Context, group: list[str] | None = None, image: list[str] | None = None, tag: str | None = None,
           push: bool = False, no_stitch: bool = False, load: bool = False, no_cache: bool = False,
           dry_run: bool = False,
           verbose: bool = False, progress: str = "plain", cache_scope: str | None = None,
-          config: str | None = None) -> None:
+          config: str | None = None, no_skip: bool = False) -> None:
     """Generate the bake file and build it; with --push, one multi-arch index per image."""
     if push and load:
         raise BakeryError("--push and --load exclude each other: push, then pull what you need")
@@ -50,10 +53,12 @@ def build(c: Context, group: list[str] | None = None, image: list[str] | None = 
     docker = docker_from(c, cfg, verbose=verbose, dry_run=dry_run)
     request = build_mod.BuildRequest(groups=tuple(group or ()), images=tuple(image or ()), tag=tag,
                                      cache_scope=cache_scope, push=push, load=load, no_cache=no_cache,
-                                     progress=progress, stitch=not no_stitch)
-    if not dry_run:
-        preflight(cfg, docker, request.groups, request.images)
-    result = build_mod.build(cfg, docker, request, sys.stdout)
+                                     progress=progress, stitch=not no_stitch, skip=not no_skip)
+
+    def judge(todo: Sequence[TargetInfo]) -> None:      # only what is built needs a working builder
+        if not dry_run:
+            preflight(cfg, docker, tuple(dict.fromkeys(t.group for t in todo)), ())
+    result = build_mod.build(cfg, docker, request, sys.stdout, preflight=judge)
     if dry_run:
         return
     for name, t in result.targets.items():

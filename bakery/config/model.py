@@ -26,7 +26,7 @@ RESERVED_GROUPS = ("default",)
 
 TOP_KEYS = ("registry", "platform_groups", "cache", "images", "images_from", "tag", "intermediate_tag",
             "bake_dir", "formats", "provenance", "builders", "default_builder", "fanout", "labels",
-            "retention", "release")
+            "retention", "release", "skip")
 IMAGE_KEYS = ("context", "dockerfile", "target", "args", "labels", "platform_groups", "repository", "test", "bake")
 CACHE_KEYS = ("type", "scope", "fallback_scope", "mode", "dir", "ref", "ignore_error")
 GROUP_KEYS = ("platforms", "builder")
@@ -114,6 +114,7 @@ class Config:
     builders: Mapping[str, Builder] = field(default_factory=lambda: {IMPLICIT_BUILDER: Builder()})
     default_builder: str = IMPLICIT_BUILDER
     fanout: int | None = None            # builders building at once (None: all of them)
+    skip: bool = True                    # build --push reuses the result of a target whose inputs did not change
     raw: Mapping[str, Any] = field(default_factory=dict)   # the merged document, for later sections
     lines: KeyLines = field(default_factory=lambda: KeyLines(), compare=False, repr=False)
 

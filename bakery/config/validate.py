@@ -363,12 +363,16 @@ def validate(data: Any, root: Path, source: str, lines: KeyLines | None = None) 
             v.err(f"platform_groups.{g.name}.builder",
                   f"builder {g.builder!r} is not defined in builders; {suggest(g.builder, list(builders))}")
     fanout = v.positive_int(data.get("fanout"), "fanout")
+    skip = data.get("skip", True)
+    if not isinstance(skip, bool):
+        v.err("skip", f"expected true or false, got {skip!r}")
     labels = v.string_map(data.get("labels"), "labels")
     if v.errors:
         raise ConfigErrors(v.errors)
     return Config(root=root, source=source, registry=registry, platform_groups=groups, images=images, cache=cache,
                   tag=tag, intermediate_tag=inter, bake_dir=bake_dir, formats=formats, provenance=provenance,
                   labels=labels, builders=builders, default_builder=default_builder, fanout=fanout, raw=dict(data),
+                  skip=skip is not False,
                   lines=v.lines)
 
 

@@ -3,7 +3,8 @@ adapter), each builder the selected groups use, the registry's ping, and this ma
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,49 +63,85 @@ def _is_local_endpoint(endpoint: str) -> bool:
     return endpoint.startswith("unix://") or endpoint.startswith("npipe://") or endpoint == ""
 
 
-def builder_facts(builder: Builder, base: Docker, default_native: str) -> BuilderFacts:
+def builder_facts(builder: Builder, base: Docker, default_native: Callable[[], str],
+                  pool: Executor | None = None) -> BuilderFacts:
+    """One builder's facts; with ``pool``, a docker-driver builder's three reads (engine, inspect, context) run at
+    once."""
     docker = docker_for(base, builder)
     if builder.driver == "docker":
+        def read_info() -> BuilderInfo | None:
+            return docker.builder_info(builder.context) if builder.context else docker.builder_info()
+        info_f = pool.submit(read_info) if pool else None
+        endpoint_f = pool.submit(base.context_endpoint, builder.context) if pool else None
         try:
             engine = docker.engine()
         except BakeryError as exc:
-            return BuilderFacts(builder, error=f"{describe(builder)}: {exc}", native=default_native)
-        info = docker.builder_info(builder.context) if builder.context else docker.builder_info()
-        local = _is_local_endpoint(base.context_endpoint(builder.context))
+            return BuilderFacts(builder, error=f"{describe(builder)}: {exc}", native=default_native())
+        info = info_f.result() if info_f else read_info()
+        local = _is_local_endpoint(endpoint_f.result() if endpoint_f else base.context_endpoint(builder.context))
         return BuilderFacts(builder, engine, "", info, engine.os_arch, local)
     info = docker.builder_info(builder.name)
     if info is None:
-        return BuilderFacts(builder, error="does not exist", native=default_native)
-    native = info.platforms[0] if info.platforms else default_native
+        return BuilderFacts(builder, error="does not exist", native=default_native())
+    native = info.platforms[0] if info.platforms else default_native()
     local = builder.driver == "docker-container" and _is_local_endpoint(base.context_endpoint(builder.context))
     try:
         native = str(parse_platform(native))
     except PlatformError:
-        native = default_native
+        native = default_native()
     return BuilderFacts(builder, None, "", info, native, local)
 
 
-def gather(config: Config, base: Docker, groups: Sequence[str] = (), *, stack: bool = False) -> Facts:
-    """Everything doctor and the build preflight judge, for the builders the selected groups use; ``stack``
-    also reads the engine's components (containerd, runc) for doctor's stack line."""
-    engine, engine_error = None, ""
+def _engine(base: Docker) -> tuple[EngineInfo | None, str]:
     try:
-        engine = base.engine()
+        return base.engine(), ""
     except BakeryError as exc:
-        engine_error = str(exc)
+        return None, str(exc)
+
+
+def _buildx(base: Docker) -> str:
     try:
-        buildx = ".".join(map(str, base.buildx_version()))
+        return ".".join(map(str, base.buildx_version()))
     except BakeryError:
-        buildx = ""
+        return ""
+
+
+def _ping(config: Config) -> tuple[str, str | None]:
     registry, _ = registry_for(config.registry)
-    registry_error: str | None = None
     try:
         registry.retries = 0
         registry.ping()
     except RegistryError as exc:
-        registry_error = str(exc)
-    native = engine.os_arch if engine else "linux/amd64"
-    per = {b.name: builder_facts(b, base, native) for b in config.builders_for(groups)}
+        return registry.api_url, str(exc)
+    return registry.api_url, None
+
+
+def machine_facts(base: Docker, *, stack: bool = False) -> Facts:
+    """What this machine offers whatever bakery.yaml says: the engine, buildx and the QEMU handlers (doctor
+    without a config stops here); no registry, no builders."""
+    engine, engine_error = _engine(base)
     components = base.server_components() if stack and engine else {}
-    return Facts(buildx, enabled_emulators(), registry.api_url, registry_error, per, engine, engine_error,
-                 components)
+    return Facts(_buildx(base), enabled_emulators(), "", None, {}, engine, engine_error, components)
+
+
+def gather(config: Config, base: Docker, groups: Sequence[str] = (), *, stack: bool = False) -> Facts:
+    """Everything doctor and the build preflight judge, for the builders the selected groups use; ``stack``
+    also reads the engine's components (containerd, runc) for doctor's stack line. The probes run at once (each
+    fact still read once: the docker adapter keeps what it read)."""
+    builders = config.builders_for(groups)
+    with ThreadPoolExecutor(4 + 3 * len(builders), thread_name_prefix="facts") as pool:
+        engine_f = pool.submit(_engine, base)
+        buildx_f = pool.submit(_buildx, base)
+        ping_f = pool.submit(_ping, config)
+        emulators_f = pool.submit(enabled_emulators)
+
+        def native() -> str:
+            engine = engine_f.result()[0]
+            return engine.os_arch if engine else "linux/amd64"
+        per_f = {b.name: pool.submit(builder_facts, b, base, native, pool) for b in builders}
+        engine, engine_error = engine_f.result()
+        per = {name: f.result() for name, f in per_f.items()}
+        registry, registry_error = ping_f.result()
+        buildx, emulators = buildx_f.result(), emulators_f.result()
+    components = base.server_components() if stack and engine else {}
+    return Facts(buildx, emulators, registry, registry_error, per, engine, engine_error, components)

