@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
+import invoke
 from invoke import Context, Exit
 
 from bakery.config import CONFIG_FILE, Config, load
@@ -41,6 +42,36 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULTS: dict[str, Any] = {
     "config": None, "registry": None, "tag": None, "cache_scope": None, "docker": "docker", "overrides": {},
 }
+
+
+SHORT_FLAGS: dict[str, str] = {
+    "verbose": "v", "dry-run": "d", "config": "c", "group": "g", "image": "i", "tag": "t", "push": "p",
+    "json": "j", "yes": "y",
+}
+"""The only short flags, the same letter meaning the same flag in every task (docs/config.md): Invoke's automatic
+ones differed per task (``-c`` was --config, --cache-scope or --check; ``-h`` hid --help in ``generate``)."""
+
+
+class BakeryTask(invoke.Task[Any]):
+    """A task whose short flags come from :data:`SHORT_FLAGS` only, and which names the flags an empty value is
+    meaningful for (``allow_empty``; every other value-taking flag refuses ``""``, see :mod:`bakery.program`)."""
+
+    def __init__(self, *args: Any, allow_empty: tuple[str, ...] = (), **kwargs: Any) -> None:
+        kwargs["auto_shortflags"] = False
+        super().__init__(*args, **kwargs)
+        self.allow_empty = frozenset(allow_empty)
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        opts = super().arg_opts(name, default, taken_names)
+        short = SHORT_FLAGS.get(opts["names"][0])
+        if short and short not in taken_names:
+            opts["names"].append(short)
+        return opts
+
+
+def task(*args: Any, **kwargs: Any) -> Callable[..., Any]:
+    """Invoke's ``@task`` making a :class:`BakeryTask`: every task module declares its tasks with this one."""
+    return invoke.task(*args, klass=BakeryTask, **kwargs)
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -93,6 +124,11 @@ def find_config(start: Path) -> Path:
     raise BakeryError(f"{CONFIG_FILE} not found in {start} or any parent directory (pass --config PATH)")
 
 
+def has_config(start: Path) -> bool:
+    """Whether a bakery.yaml is in ``start`` or above (the tasks that also work without one ask this)."""
+    return any((d / CONFIG_FILE).is_file() for d in (start, *start.parents))
+
+
 def config_from(c: Context, path: str | None = None, *, verbose: bool = False) -> Config:
     """The validated config; ``images_from`` is evaluated by this docker CLI's buildx (notes to stderr)."""
     s = _settings(c)
@@ -109,7 +145,7 @@ def config_from(c: Context, path: str | None = None, *, verbose: bool = False) -
     return load(cfg_path, overrides, evaluator, out=sys.stderr, verbose=verbose)
 
 
-def docker_from(c: Context, config: Config, *, verbose: bool = False, dry_run: bool = False) -> Docker:
+def docker_from(c: Context, config: Config | None, *, verbose: bool = False, dry_run: bool = False) -> Docker:
     """The docker adapter for the current docker context; :func:`bakery.docker.docker_for` derives per-builder
     ones. ``BUILDX_BUILDER`` in the caller's environment is cleared: the implicit builder is the current context's
     own, the engine ``docker info`` describes (other builders are named in bakery.yaml's ``builders:``)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from invoke import Collection
 
-from bakery.adopt.tasks import import_
+from bakery.adopt.tasks import import_, init, schema_
 from bakery.bench.tasks import bench
 from bakery.build.tasks import build, check, generate, stitch
 from bakery.clean.tasks import clean
@@ -15,7 +15,8 @@ from bakery.release.tasks import release
 
 
 def _collection() -> Collection:
-    coll = Collection(generate, build, check, stitch, setup, doctor, release, clean, bench, import_)
+    coll = Collection(generate, build, check, stitch, setup, doctor, release, clean, bench, import_, init,
+                      schema_)
     coll.add_collection(manifest)
     coll.configure({"bakery": DEFAULTS})
     return coll

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from invoke import Context, task
+from invoke import Context
 
 from bakery.bench import render, report as bench_report
 from bakery.atomic import write_files
@@ -18,7 +18,7 @@ from bakery.bench.run import load_report, run_bench
 from bakery.bench.scenarios import SCENARIOS, BenchError, BenchRequest, Observer, PlannedRun
 from bakery.errors import BakeryError
 from bakery.bench.rawjson import Status
-from bakery.cli import StatusLine, config_from, docker_from, errors_to_exit
+from bakery.cli import StatusLine, config_from, docker_from, errors_to_exit, task
 from bakery.doctor.checks import preflight
 
 REPORT_JSON = "report.json"

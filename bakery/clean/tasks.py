@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from invoke import Context, task
+from invoke import Context
 
 from bakery.clean import execute as core
 from bakery.clean import local, policy
 from bakery.clean.model import DELETE_DIGEST, Plan
-from bakery.cli import Progress, config_from, docker_from, errors_to_exit
+from bakery.cli import Progress, config_from, docker_from, errors_to_exit, task
 from bakery.errors import BakeryError, RegistryError
 from bakery.humanize import short_digest, human_bytes as format_bytes
 

@@ -74,8 +74,8 @@ def _buildx_check(version: str) -> Check:
     return Check("buildx", True, version)
 
 
-def assess(config: Config, facts: Facts, groups: Sequence[str] = ()) -> list[Check]:
-    """Checks for the engine, buildx, emulation, the registry, every builder and every platform group."""
+def machine_checks(facts: Facts) -> list[Check]:
+    """The engine, its image store and buildx: what doctor judges with or without a bakery.yaml."""
     checks: list[Check] = []
     if facts.engine is None:
         checks.append(Check("engine", False, facts.engine_error or "not reachable",
@@ -89,14 +89,24 @@ def assess(config: Config, facts: Facts, groups: Sequence[str] = ()) -> list[Che
                             'set {"features":{"containerd-snapshotter":true}} in /etc/docker/daemon.json and '
                             "restart dockerd (needed for multi-platform images and registry cache with the docker driver)"))
     checks.append(_buildx_check(facts.buildx))
+    return checks
+
+
+def emulation_check(facts: Facts, missing_handlers: Sequence[str] = ()) -> Check:
+    """The QEMU handlers this machine has; not ok when handlers the selected groups need are missing."""
+    have = sorted(facts.emulators)
+    return Check("emulation", not missing_handlers,
+                 f"{len(have)} QEMU handlers ({', '.join(h[5:] for h in have) or 'none'})",
+                 f"run `invoke setup` (registers {', '.join(missing_handlers)})" if missing_handlers else "")
+
+
+def assess(config: Config, facts: Facts, groups: Sequence[str] = ()) -> list[Check]:
+    """Checks for the engine, buildx, emulation, the registry, every builder and every platform group."""
+    checks = machine_checks(facts)
     selected = list(groups) or list(config.platform_groups)
     needed = sorted({qemu_handler(p) for g in selected for p in config.platform_groups[g].platforms
                      if _needs_qemu(p, facts.builders.get(config.builder_of(g).name), facts.emulators)})
-    missing_handlers = [h for h in needed if h not in facts.emulators]
-    have = sorted(facts.emulators)
-    checks.append(Check("emulation", not missing_handlers,
-                        f"{len(have)} QEMU handlers ({', '.join(h[5:] for h in have) or 'none'})",
-                        f"run `invoke setup` (registers {', '.join(missing_handlers)})" if missing_handlers else ""))
+    checks.append(emulation_check(facts, [h for h in needed if h not in facts.emulators]))
     checks.append(Check("registry", facts.registry_error is None,
                         facts.registry if facts.registry_error is None else facts.registry_error,
                         "" if facts.registry_error is None else

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
-from invoke import Context, Exit, task
+from invoke import Context, Exit
 
 from bakery.config.model import Config
 from bakery.docker import Docker
-from bakery.cli import config_from, docker_from, errors_to_exit
+from bakery.cli import _settings, config_from, docker_from, errors_to_exit, has_config, task
 from bakery.docker import describe
 from bakery.build.check import run_checks, unavailable
-from bakery.doctor.checks import Check, assess
-from bakery.doctor.facts import gather
+from bakery.doctor.checks import Check, assess, emulation_check, machine_checks
+from bakery.doctor.facts import gather, machine_facts
 from bakery.doctor.provision import ensure, register_qemu
 from bakery.errors import BakeryError
 
@@ -41,15 +42,22 @@ def setup(c: Context, dry_run: bool = False, verbose: bool = False, config: str 
 
 
 @task(help={"json": "print the checks as JSON",
-            "check": "also run the Dockerfile build checks of every target (buildx >= 0.16; see `check`)"})
+            "check": "also run the Dockerfile build checks of every target (buildx >= 0.16; see `check`)",
+            "config": "path of bakery.yaml (without one: only the engine, buildx and QEMU are checked)"})
 @errors_to_exit
 def doctor(c: Context, json_: bool = False, check: bool = False, config: str | None = None) -> None:
     """Report engine, buildx, BuildKit, image store, emulators, registry, and per group whether it can build."""
-    cfg = config_from(c, config)
-    docker = docker_from(c, cfg)
-    checks = assess(cfg, gather(cfg, docker, stack=True))
-    if check:
-        checks.append(build_checks(cfg, docker))
+    if config is None and not _settings(c).get("config") and not has_config(Path.cwd()):
+        checks = machine_checks(facts := machine_facts(docker_from(c, None), stack=True))
+        checks.append(emulation_check(facts))
+        print("note: no bakery.yaml here or above: registry, builder and platform group checks skipped "
+              "(`bakery init` writes one)", file=sys.stderr)
+    else:
+        cfg = config_from(c, config)
+        docker = docker_from(c, cfg)
+        checks = assess(cfg, gather(cfg, docker, stack=True))
+        if check:
+            checks.append(build_checks(cfg, docker))
     if json_:
         print(json.dumps([ch.__dict__ for ch in checks], indent=2))
     else:

@@ -10,9 +10,9 @@ import os
 import sys
 from pathlib import Path
 
-from invoke import Collection, Context, task
+from invoke import Collection, Context
 
-from bakery.cli import config_from, errors_to_exit, find_config
+from bakery.cli import config_from, errors_to_exit, find_config, task
 from bakery.config.variables import VAR_REGISTRY, bake_variables
 from bakery.errors import BakeryError
 from bakery.manifest import drafts as man
@@ -76,7 +76,8 @@ def create(c: Context, target: str, source: list[str] | None = None, attestation
     _show_draft(draft, path)
 
 
-@task(help={"target": "the draft's index reference, as given to manifest.create",
+@task(allow_empty=("variant",),
+      help={"target": "the draft's index reference, as given to manifest.create",
             "entry": "the entry to change: its source reference, digest (12+ characters) or platform",
             "os": "operating system, e.g. linux", "arch": "architecture, e.g. arm64",
             "variant": "variant, e.g. v7 (\"\" removes it)", "config": "path of bakery.yaml"})

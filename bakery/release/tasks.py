@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 
-from invoke import Context, task
+from invoke import Context
 
 from bakery.release.plan import ReleaseRequest
 from bakery.release.run import release as run_release
 from bakery.release.settings import settings
-from bakery.cli import config_from, docker_from, errors_to_exit
+from bakery.cli import config_from, docker_from, errors_to_exit, task
 from bakery.doctor.checks import preflight
 
 

@@ -131,3 +131,92 @@ def test_a_build_reads_each_engine_fact_once_and_shows_every_command(example_pro
     assert sum(line == "+ docker buildx version" for line in echoed) == 1, echoed
     assert any(" docker buildx bake -f bake/docker-bake.json " in line and line.endswith(" static-amd64")
                for line in echoed), echoed
+
+
+def bakery(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return run(cwd, sys.executable, "-m", "bakery", *argv)
+
+
+def test_a_value_flag_given_no_value_is_one_line_and_builds_nothing(example_project: Path) -> None:
+    for argv in (["build", "--group"], ["build", "--group", "--dry-run"], ["build", "--tag="]):
+        proc = bakery(example_project, *argv)
+        assert proc.returncode == 1
+        assert proc.stderr.strip().splitlines() == [f"bakery: build {argv[1].rstrip('=')} needs a value "
+                                                    f"(e.g. {argv[1].rstrip('=')}=VALUE)"]
+        assert proc.stdout == ""
+
+
+def test_help_works_for_every_task(example_project: Path) -> None:
+    listed = bakery(example_project, "--list").stdout
+    names = [line.split()[0] for line in listed.splitlines()[1:] if line.startswith("  ") and line[2] != " "]
+    assert {"build", "init", "schema", "manifest.create", "stitch", "import"} <= set(names)
+    for name in names:
+        proc = bakery(example_project, name, "--help")
+        assert proc.returncode == 0, (name, proc.stderr)
+        assert proc.stdout.startswith(f"Usage: bakery [--core-opts] {name} "), name
+
+
+def test_a_closed_pipe_ends_quietly(example_project: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "bakery", "--help"], cwd=example_project,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_doctor_without_a_config_checks_the_machine(tmp_path: Path) -> None:
+    proc = bakery(tmp_path, "doctor", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert {c["name"] for c in json.loads(proc.stdout)} == {"engine", "image store", "buildx", "emulation"}
+    assert "registry, builder and platform group checks skipped (`bakery init` writes one)" in proc.stderr
+
+
+def test_init_writes_a_commented_config_with_a_schema_and_never_overwrites_unasked(tmp_path: Path,
+                                                                                    prefix: str) -> None:
+    for d in ("services/api", "worker"):
+        (tmp_path / d).mkdir(parents=True)
+        (tmp_path / d / "Dockerfile").write_text("FROM scratch\nCOPY Dockerfile /\n")
+    proc = bakery(tmp_path, "init", "--registry", prefix, "--platforms", "linux/amd64")
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "bakery.yaml").read_text()
+    assert text.startswith("# yaml-language-server: $schema=bake/bakery.schema.json\n")
+    assert json.loads((tmp_path / "bake" / "bakery.schema.json").read_text())["title"] == "bakery.yaml"
+    assert "  # from worker/Dockerfile\n  worker:\n    context: worker\n" in text
+    again = bakery(tmp_path, "init")
+    assert again.returncode == 1
+    assert again.stderr.strip() == "bakery: bakery.yaml exists; pass --force to overwrite it"
+    assert (tmp_path / "bakery.yaml").read_text() == text
+    assert bakery(tmp_path, "init", "--force", "--registry", prefix).returncode == 0
+    assert "arm64: [linux/arm64]" in (tmp_path / "bakery.yaml").read_text()
+    gen = bakery(tmp_path, "generate")
+    assert gen.returncode == 0, gen.stderr
+    assert set(json.loads((tmp_path / "bake" / "docker-bake.json").read_text())["target"]) == {
+        "api-amd64", "api-arm64", "worker-amd64", "worker-arm64"}
+    (tmp_path / "bake" / "bakery.schema.json").unlink()
+    wrote = bakery(tmp_path, "schema", "--write")
+    assert wrote.stdout.strip() == f"wrote {os.path.join('bake', 'bakery.schema.json')}"
+    assert json.loads(bakery(tmp_path, "schema").stdout) == json.loads(
+        (tmp_path / "bake" / "bakery.schema.json").read_text())
+
+
+def test_init_imports_an_existing_compose_file(tmp_path: Path, prefix: str) -> None:
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "Dockerfile").write_text("FROM scratch\nCOPY Dockerfile /\n")
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    build: ./web\n  db:\n    image: postgres\n")
+    proc = bakery(tmp_path, "init", "--registry", prefix, "--platforms", "linux/amd64")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == "wrote bakery.yaml: 1 image(s) from compose.yaml: web"
+    assert "  # from compose.yaml:2\n  web:\n    context: web\n" in (tmp_path / "bakery.yaml").read_text()
+
+
+def test_load_with_a_tag_names_the_loaded_image_so(example_project: Path, prefix: str) -> None:
+    proc = bakery(example_project, "build", "--image", "static", "--load", "--tag", "mine")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"loaded {prefix}/static:mine (linux/amd64)" in proc.stdout
+    inspect = run(example_project, "docker", "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}",
+                  f"{prefix}/static:mine")
+    assert inspect.stdout.strip() == "linux/amd64", inspect.stderr
+    for ref in (f"{prefix}/static:mine", f"{prefix}/static:mine-amd64"):
+        run(example_project, "docker", "image", "rm", ref)
