@@ -716,6 +716,32 @@ def test_sigkill_at_random_points_then_a_re_run_loses_nothing_kept_and_leaves_no
           f"{full:.2f} s, kills after {sorted(round(k, 2) for k in kills)} s")
 
 
+def test_sigterm_mid_run_exits_143_with_a_message_and_a_re_run_finishes(tmp_path: Path, host: str,
+                                                                         prefix: str) -> None:
+    import signal
+    import subprocess
+    import sys
+    name = f"{prefix.split('/', 1)[1]}/app"
+    seed = Seeder(Registry(host, insecure=True), name)
+    made = ci_repo(seed, ["v1", *(f"pr-{i}" for i in range(1, 13))])
+    root = project(tmp_path / "term", prefix, {"rules": [{"match": "pr-.*", "keep_last": 0}]})
+    argv = [sys.executable, "-m", "bakery", "clean", "--yes"]
+    proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and \
+            not any(t.startswith("bakery-clean-") for t in tags_of(host, name)):   # its journal: it is deleting
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert "bakery: terminated (SIGTERM)" in err and "Traceback" not in err
+    rerun = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert tags_of(host, name) == sorted(["v1", "v1-amd64", "v1-arm",
+                                          f"sha256-{made['v1'][0].digest.split(':')[1]}.sig"])
+    assert all(resolves_fully(host, name, t) for t in ("v1", "v1-amd64", "v1-arm"))
+
+
 def test_a_real_build_and_stitches_of_identical_sources_racing_clean_resolve_fully_10_times(
         bakery_cli: Callable[..., object], tmp_path: Path, prefix: str, host: str, repo: str) -> None:
     """Rep 0 publishes with a real `bakery build --push` of the sources pr-0 was built from (identical platform
