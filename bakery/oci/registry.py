@@ -25,11 +25,10 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
@@ -159,6 +158,31 @@ def docker_credentials(host: str, config_dir: Path | None = None) -> tuple[str, 
     return None
 
 
+T = TypeVar("T")
+
+
+def within(seconds: float, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` in a daemon thread, given up on (TimeoutError) after ``seconds``, however slowly a
+    server answers: a thread left waiting on a dripping socket never keeps the program from exiting."""
+    box: list[Any] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box.append((True, fn(*args, **kwargs)))
+        except BaseException as exc:       # handed to the caller's thread
+            box.append((False, exc))
+        finally:
+            done.set()
+    threading.Thread(target=run, daemon=True, name="registry-request").start()
+    if not done.wait(seconds):
+        raise TimeoutError(seconds)
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
 class _Transient(Exception):
     """A failure worth another attempt (no connection, a timeout, the deadline): its text is the final message."""
 
@@ -178,8 +202,6 @@ class Registry:
     sleep: Callable[[float], None] = time.sleep
     session: requests.Session = field(default_factory=requests.Session)
     _tokens: dict[str, str] = field(default_factory=dict)
-    # each exchange runs in a worker so that the deadline holds however slowly a server answers
-    _workers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(32, "registry"), repr=False)
 
     def __post_init__(self) -> None:
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16)
@@ -240,11 +262,9 @@ class Registry:
                   limit: int) -> tuple[requests.Response, str]:
         """Send, follow redirects (credentials only to this registry's origin) and read the whole body, all
         within ``deadline``; returns the answer and the URL that gave it."""
-        job = self._workers.submit(self._send, method, url, headers, data, limit)
         try:
-            return job.result(timeout=self.deadline)
-        except FutureTimeout:
-            job.cancel()
+            return within(self.deadline, self._send, method, url, headers, data, limit)
+        except TimeoutError:
             raise _Transient(f"{method} {url}: no complete answer within {self.deadline:g}s") from None
 
     def _send(self, method: str, url: str, headers: Mapping[str, str], data: bytes | None,
@@ -325,11 +345,10 @@ class Registry:
                 query["scope"] = scope or fields["scope"]
             if not fields.get("realm", "").startswith(("https://", "http://")):
                 raise RegistryError(f"{self.host}: its Bearer challenge names no token service")
-            job = self._workers.submit(self.session.get, fields["realm"], params=query, auth=self.credentials,
-                                       timeout=self.timeout, verify=self.ca_bundle or True, allow_redirects=False)
             try:
-                tok = job.result(timeout=self.deadline)
-            except FutureTimeout:
+                tok = within(self.deadline, self.session.get, fields["realm"], params=query, auth=self.credentials,
+                             timeout=self.timeout, verify=self.ca_bundle or True, allow_redirects=False)
+            except TimeoutError:
                 raise RegistryError(f"{self.host}: the token service did not answer within {self.deadline:g}s") \
                     from None
             except requests.RequestException as exc:
