@@ -175,9 +175,11 @@ def sleeping_build(project: Path, *args: str) -> subprocess.Popen[str]:
     text = (project / "bakery.yaml").read_text().replace(
         'args: {GREETING', f'args: {{NONCE: "{time.time()}", GREETING')
     (project / "bakery.yaml").write_text(text)
+    # a terminal's foreground job has SIGINT's default action, even when these tests run in a background job
+    # (where the shell starts everything with SIGINT ignored, and Python keeps it ignored)
     proc = subprocess.Popen([sys.executable, "-m", "bakery", "build", "--image", "worker", *args],
                             cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     assert proc.stderr is not None
     while time.time() < deadline and "sleep 60" not in proc.stderr.readline():
