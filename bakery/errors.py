@@ -49,11 +49,13 @@ class RegistryError(BakeryError):
     """A registry answered something bakery cannot use (status, body or digest mismatch).
 
     ``status`` is the HTTP status of the answer that failed, or None when there was none (no connection, a
-    timeout) or the failure is in the body (a digest mismatch).
+    timeout) or the failure is in the body (a digest mismatch); ``code`` the first error code of its body
+    (``MANIFEST_UNKNOWN``, ``DIGEST_INVALID``, ...), or "".
     """
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, code: str = "") -> None:
         self.status = status
+        self.code = code
         super().__init__(message)
 
 

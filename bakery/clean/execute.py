@@ -21,8 +21,10 @@ phases, each a function of its own (:class:`Execution` carries what they share):
    before its referrers). Before each level every tag is re-read again; right before each DELETE the tag list is
    read once more (:meth:`Guard.check`) and each removed tag of that digest re-checked. A DELETE is sent only for
    a digest that resolved as a manifest in the snapshot; 404 counts as done. A digest that something surviving
-   still lists (a skipped parent) is kept. The first error stops the run after the current level: what is left
-   is in the journal, and a re-run finishes the job;
+   still lists (a skipped parent) is kept, and so is one whose DELETE the registry answered 400 DIGEST_INVALID
+   (distribution 2.8 read its link while a push was rewriting it: nothing was deleted, and a push of that very
+   digest is landing). The first error stops the run after the current level: what is left is in the journal,
+   and a re-run finishes the job;
 6. :func:`repair_dangling`: a removed tag still listed but resolving to nothing (left dangling by such a half-way
    DELETE, e.g. racing a push), or whose digest a concurrent publish made stay, is removed the placeholder way;
 7. :func:`verify_phase` (also after a run that stopped): every tag of the repository and everything it reaches
@@ -388,7 +390,14 @@ def _delete(run: Execution, digest: str, by_digest: Mapping[str, Sequence[TagAct
         now_at = run.reader.head(action.tag)
         if now_at is not None and now_at != digest:
             raise _Skip(f"tag {action.tag} was re-pushed since the snapshot (now {now_at}); kept")
-    gone = run.registry.delete_manifest(run.repo, digest)
+    try:
+        gone = run.registry.delete_manifest(run.repo, digest)
+    except RegistryError as exc:
+        if exc.status != 400 or exc.code != "DIGEST_INVALID":
+            raise
+        why = "a push was writing it at that moment (the registry answered 400 DIGEST_INVALID); kept"
+        run.guard.block(digest, why)
+        raise _Blocked(why) from None
     run.guard.forget(digest)
     return Event("delete", digest, "deleted" if gone else "already gone")
 

@@ -57,6 +57,11 @@ class Guard:
         with self.lock:
             return self.blocked.get(digest)
 
+    def block(self, digest: str, why: str) -> None:
+        """``digest`` must not be deleted (something outside the tags' graphs showed it is in use)."""
+        with self.lock:
+            self.blocked.setdefault(digest, why)
+
     def forget(self, digest: str) -> None:
         """``digest`` was deleted, and with it every tag on it."""
         with self.lock:

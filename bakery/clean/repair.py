@@ -8,7 +8,8 @@ after its PUT. The re-checks before each DELETE (:mod:`bakery.clean.guard`) narr
 it for content:
 
 1. after the run's last DELETE, every tag is listed and HEADed, and the graph of every tag is walked (a tag the
-   snapshot did not know is fetched);
+   snapshot did not know is fetched). A new tag that resolves to nothing (PUT on a manifest in the instant this
+   run deleted it) counts with the digest the registry names in its 404, when the run holds that manifest;
 2. every manifest any tag reaches (children, attestations, referrers) is HEADed;
 3. a missing one whose bytes the run holds (what it deleted, and what journals of interrupted runs carry) is PUT
    back by digest, children before parents; then the pass repeats (at most :data:`PASSES` times) until nothing is
@@ -58,11 +59,13 @@ def validate(registry: Registry, snap: Snapshot, *, restorable: Mapping[str, tup
     verdict = Verdict()
     for _ in range(PASSES):
         seeds, dangling = _tags(reader, snap, set(ignore), dict(going or {}))
+        revived = _revivable(registry, snap.repository, dangling, restorable)
+        dangling = [t for t in dangling if t not in revived]
         nodes = _graph(reader, snap, restorable, set(seeds.values()))
-        why = _reached(nodes, seeds)
-        checked = sorted(d for d in why if d not in set(seeds.values()))
+        why = _reached(nodes, {**seeds, **revived})
+        checked = sorted(d for d in why if d not in set(seeds.values()) and d not in set(revived.values()))
         heads = reader.map("validating manifests", reader.head, checked)
-        missing = {d for d, h in zip(checked, heads) if h is None}
+        missing = {d for d, h in zip(checked, heads) if h is None} | set(revived.values())
         verdict.tags, verdict.manifests = len(seeds), len(checked) + len(set(seeds.values()))
         fixable = sorted(missing & set(restorable))
         restored = _restore(registry, snap.repository, nodes, fixable, restorable) if fixable else []
@@ -84,6 +87,20 @@ def _tags(reader: Reader, snap: Snapshot, ignore: set[str],
     dangling = sorted(t for t, d in current.items() if d is None and t not in ignore and t not in going
                       and t not in snap.dangling)
     return seeds, dangling
+
+
+def _revivable(registry: Registry, repository: str, dangling: list[str],
+               restorable: Mapping[str, tuple[str, bytes]]) -> dict[str, str]:
+    """{tag: digest} of the dangling tags whose digest the run holds the bytes of: a tag PUT on a manifest while
+    this run deleted it (registry 2.8 writes the revision link, the DELETE removes it, then the tag link lands),
+    which resolves again once that manifest is PUT back. The registry names the digest of such a tag in its 404
+    (distribution 2.8: ``detail.Revision``); one GET per dangling tag, none in a run nothing raced."""
+    revived = {}
+    for tag in dangling:
+        digest = registry.dangling_revision(repository, tag)
+        if digest is not None and digest in restorable:
+            revived[tag] = digest
+    return revived
 
 
 def _is_leftover(found: Manifest | None) -> bool:

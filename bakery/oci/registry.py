@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from bakery.oci.reference import split_domain
+from bakery.oci.reference import DIGEST_RE, split_domain
 from bakery.process import Runner
 from bakery.errors import BakeryError, RegistryError
 from bakery.oci.media import (ACCEPT as ACCEPT, ALL_MANIFEST_TYPES as ALL_MANIFEST_TYPES, DOCKER_LIST as DOCKER_LIST,
@@ -255,7 +255,9 @@ class Registry:
                 attempt += 1
                 continue
             if resp.status_code not in ok:
-                raise RegistryError(self._describe(method, final, resp), status=resp.status_code)
+                code, detail = self._first_error(resp)
+                raise RegistryError(f"{method} {final} answered {resp.status_code}{detail}", status=resp.status_code,
+                                    code=code)
             return resp
 
     def _exchange(self, method: str, url: str, headers: Mapping[str, str], data: bytes | None,
@@ -319,15 +321,16 @@ class Registry:
         return float(self.backoff * 2 ** attempt)
 
     @staticmethod
-    def _describe(method: str, url: str, resp: requests.Response) -> str:
-        detail = ""
+    def _first_error(resp: requests.Response) -> tuple[str, str]:
+        """(code, ": CODE message") of the first entry of an error body; ("", "") when it has none."""
         try:
             errs = json.loads(resp.content).get("errors") or []
             if errs:
-                detail = f": {errs[0].get('code', '')} {errs[0].get('message', '')}".rstrip()[:300]
+                code = str(errs[0].get("code", ""))[:100]
+                return code, f": {code} {errs[0].get('message', '')}".rstrip()[:300]
         except (ValueError, RecursionError, AttributeError, TypeError, IndexError):
             pass
-        return f"{method} {url} answered {resp.status_code}{detail}"
+        return "", ""
 
     def _authenticate(self, resp: requests.Response, scope: str) -> bool:
         challenge = resp.headers.get("WWW-Authenticate", "")
@@ -393,6 +396,21 @@ class Registry:
             declared = found.body.get("mediaType")
             found = Manifest(found.digest, declared if isinstance(declared, str) else found.media_type, found.raw)
         return found
+
+    def dangling_revision(self, repo: str, tag: str) -> str | None:
+        """The digest a tag that resolves to nothing still points at, when the registry says (distribution 2.8
+        answers the GET of such a tag 404 MANIFEST_UNKNOWN with ``detail.Revision``); None when the tag resolves,
+        or the registry does not say."""
+        resp = self.request("GET", f"/v2/{repo}/manifests/{tag}", scope=f"repository:{repo}:pull",
+                            headers={"Accept": ACCEPT}, ok=(200, 404), limit=MANIFEST_LIMIT)
+        if resp.status_code != 404:
+            return None
+        try:
+            errors = json.loads(resp.content).get("errors") or []
+            revision = errors[0]["detail"]["Revision"]
+        except (ValueError, AttributeError, LookupError, TypeError):
+            return None
+        return revision if isinstance(revision, str) and DIGEST_RE.match(revision) else None
 
     def head_manifest(self, repo: str, ref: str) -> str | None:
         resp = self.request("HEAD", f"/v2/{repo}/manifests/{ref}", scope=f"repository:{repo}:pull",

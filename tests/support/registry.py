@@ -71,6 +71,12 @@ class FakeRegistry:
         digest = self._resolve(repo, ref)
         return None if digest is None else self.manifests[repo][digest]
 
+    def dangling_revision(self, repo: str, tag: str) -> str | None:
+        """As registry 2.8 says it: the digest of a tag listed on a manifest that is gone."""
+        self._call("GET", repo, tag)
+        digest = self.tag_map.get(repo, {}).get(tag)
+        return digest if digest is not None and digest not in self.manifests.get(repo, {}) else None
+
     def head_manifest(self, repo: str, ref: str) -> str | None:
         self._call("HEAD", repo, ref)
         return self._resolve(repo, ref)

@@ -127,6 +127,38 @@ def test_a_removed_index_promoted_before_its_delete_stays_and_only_the_removed_t
     assert not any(e.action == "delete" and e.what in (gone, amd, arm) for e in outcome.done)
 
 
+def test_a_promotion_left_dangling_by_the_delete_of_its_index_resolves_fully_again() -> None:
+    fake = FakeRegistry(check_children=True)
+    gone, amd, arm = two_pr_images(fake)
+    # the promotion's tag link lands after the DELETE of the index removed its revision (registry 2.8): v1.0.0
+    # is listed but points at nothing; clean's tag list shows it, its HEAD is a 404
+    fake.before = once(lambda m, _r, ref: m == "DELETE" and ref == amd,
+                       lambda: fake.tag_map[REPO].__setitem__("v1.0.0", gone))
+    outcome = run_plan(fake)
+    assert outcome.ok, outcome.to_dict()
+    assert resolves_fully(fake, "v1.0.0") and fake.tag_map[REPO]["v1.0.0"] == gone
+    assert sorted(outcome.restored) == sorted([gone, amd, arm])     # read from the 404, PUT back children first
+    assert "pr-1" not in fake.tag_map[REPO]
+
+
+def test_a_delete_answered_digest_invalid_keeps_the_digest_a_push_is_writing() -> None:
+    fake = FakeRegistry(check_children=True)
+    gone, amd, arm = two_pr_images(fake)
+    raw = fake.manifests[REPO][gone].raw
+
+    def promote_while_the_registry_reads_the_link() -> None:     # distribution 2.8 reads a half-written link
+        fake.put_manifest(REPO, "v1.0.0", raw, OCI_INDEX)
+        raise RegistryError(f"DELETE {REPO}@{gone} answered 400: DIGEST_INVALID", status=400, code="DIGEST_INVALID")
+
+    fake.before = once(lambda m, _r, ref: m == "DELETE" and ref == gone, promote_while_the_registry_reads_the_link)
+    outcome = run_plan(fake)
+    assert outcome.ok, outcome.to_dict()
+    assert resolves_fully(fake, "v1.0.0") and outcome.restored == []
+    assert "pr-1" not in fake.tag_map[REPO]
+    kept = {e.what: e.detail for e in outcome.skipped}
+    assert "DIGEST_INVALID" in kept[gone] and {amd, arm} <= set(kept)
+
+
 # --- interrupted runs ----------------------------------------------------------------------------------------
 
 
