@@ -20,21 +20,19 @@ import base64
 import hashlib
 import ipaddress
 import json
-import os
 import re
 import time
+import threading
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
-import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
 
+from bakery.oci.credentials import DOCKER_HUB, docker_credentials
 from bakery.oci.reference import DIGEST_RE, split_domain
-from bakery.process import Runner
-from bakery.errors import BakeryError, RegistryError
+from bakery.errors import RegistryError
 from bakery.oci.media import (ACCEPT as ACCEPT, ALL_MANIFEST_TYPES as ALL_MANIFEST_TYPES, DOCKER_LIST as DOCKER_LIST,
                               DOCKER_MANIFEST as DOCKER_MANIFEST, INDEX_TYPES as INDEX_TYPES,
                               MANIFEST_TYPES as MANIFEST_TYPES, OCI_INDEX as OCI_INDEX, OCI_MANIFEST as OCI_MANIFEST)
@@ -46,9 +44,7 @@ MAX_REDIRECTS = 5
 MAX_PAGES = 10_000
 REDIRECTS = (301, 302, 303, 307, 308)
 # Docker Hub: one registry under three names; credentials are stored under the index's (as docker does)
-DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
 DOCKER_HUB_API = "registry-1.docker.io"
-DOCKER_HUB_AUTH = "https://index.docker.io/v1/"
 
 
 def parse_json(raw: bytes, what: str) -> Any:
@@ -127,35 +123,6 @@ class Manifest:
     def annotations(self) -> dict[str, str]:
         value = self.body.get("annotations")
         return value if isinstance(value, dict) else {}
-
-
-def docker_credentials(host: str, config_dir: Path | None = None) -> tuple[str, str] | None:
-    """(username, secret) for a registry host from docker's config.json, or None."""
-    cfg_dir = config_dir or Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
-    try:
-        cfg = json.loads((cfg_dir / "config.json").read_text())
-    except (OSError, ValueError):
-        return None
-    hub = host in DOCKER_HUB
-    helper = (cfg.get("credHelpers") or {}).get("index.docker.io" if hub else host) or cfg.get("credsStore")
-    if helper:
-        try:
-            proc = Runner().run([f"docker-credential-{helper}", "get"], input=DOCKER_HUB_AUTH if hub else host,
-                                timeout=30, check=False)
-            data = json.loads(proc.stdout) if proc.returncode == 0 else None
-        except (BakeryError, ValueError):
-            data = None      # no such helper, it timed out, or it answered something else: try auths next
-        if isinstance(data, dict):
-            return str(data.get("Username", "")), str(data.get("Secret", ""))
-    for key, entry in (cfg.get("auths") or {}).items():
-        name = re.sub(r"^https?://", "", key).rstrip("/").removesuffix("/v1")
-        if name == host or (hub and name in DOCKER_HUB):
-            if entry.get("auth"):
-                user, _, secret = base64.b64decode(entry["auth"]).decode().partition(":")
-                return user, secret
-            if entry.get("username"):
-                return entry["username"], entry.get("password", "")
-    return None
 
 
 T = TypeVar("T")

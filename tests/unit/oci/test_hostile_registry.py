@@ -183,7 +183,7 @@ def test_a_login_challenge_is_not_counted_as_an_attempt(serve) -> None:
 
 
 def test_docker_hub_credentials_are_read_under_the_index_name(tmp_path) -> None:
-    from bakery.oci.registry import docker_credentials
+    from bakery.oci.credentials import docker_credentials
     auth = base64.b64encode(b"me:pw").decode()
     (tmp_path / "config.json").write_text(json.dumps({"auths": {"https://index.docker.io/v1/": {"auth": auth}}}))
     assert docker_credentials("registry-1.docker.io", tmp_path) == ("me", "pw")
