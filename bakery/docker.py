@@ -143,7 +143,10 @@ class Docker:
     # ------------------------------------------------------------------ bake
     def bake_argv(self, files: Sequence[Path], targets: Sequence[str], *, push: bool = False, load: bool = False,
                   no_cache: bool = False, metadata_file: Path | None = None, progress: str | None = None,
-                  print_only: bool = False, sets: Sequence[str] = (), allow: Sequence[str] = ()) -> list[str]:
+                  print_only: bool = False, sets: Sequence[str] = (), allow: Sequence[str] = (),
+                  cache_export: bool = True) -> list[str]:
+        """``cache_export=False``: no target writes a cache (``--set *.cache-to=`` clears it, buildx 0.13 and
+        0.2x alike): a build without push rights still reads the shared cache."""
         args = self.cmd("buildx", "bake", *self._builder_flag())
         for grant in allow:
             args += ["--allow", grant]
@@ -163,6 +166,8 @@ class Docker:
             args += ["--progress", progress]
         for s in sets:
             args += ["--set", s]
+        if not cache_export:
+            args += ["--set", "*.cache-to="]
         return args + list(targets)
 
     def bake_print(self, files: Sequence[Path], targets: Sequence[str], env: Mapping[str, str],

@@ -12,11 +12,12 @@ from bakery.cli import DEFAULTS
 from bakery.doctor.tasks import doctor, setup
 from bakery.manifest.tasks import manifest
 from bakery.release.tasks import release
+from bakery.tags.tasks import tags
 
 
 def _collection() -> Collection:
     coll = Collection(generate, build, check, stitch, setup, doctor, release, clean, bench, import_, init,
-                      schema_)
+                      schema_, tags)
     coll.add_collection(manifest)
     coll.configure({"bakery": DEFAULTS})
     return coll

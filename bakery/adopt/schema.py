@@ -39,6 +39,10 @@ _SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("top", "provenance"): {"enum": [*model.PROVENANCE, False, None]},
     ("top", "release"): {"type": "object", "description": "docs/release.md"},
     ("top", "retention"): {"type": "object", "description": "docs/clean.md"},
+    ("top", "tags"): {"description": "metadata-action tag rules: docs/tags.md",
+                      "oneOf": [_STRINGS, {"type": "object", "properties": {
+                          "rules": _STRINGS, "flavor": {"type": ["string", "object"]},
+                          "pull_requests": {"enum": ["build", "push"]}}, "additionalProperties": False}]},
 }
 
 

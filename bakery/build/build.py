@@ -50,6 +50,8 @@ class BuildRequest:
     stitch: bool = True              # with push: publish the public tag (release pushes first, stitches later)
     overlay: Mapping[str, Any] | None = None   # extra bake document (e.g. labels/annotations), passed with -f
     skip: bool = True                # with push: reuse the result of a target whose inputs did not change
+    also: tuple[str, ...] = ()       # with push: more tags the stitched index is PUT under (tags: rules)
+    cache_export: bool = True        # False: the targets read the cache and write none (a PR without push rights)
 
 
 @dataclass
@@ -155,7 +157,8 @@ def build(config: Config, docker: Docker, request: BuildRequest, out: TextIO = s
     result = BuildResult(run.variables[VAR_TAG])
     if docker.runner.dry_run:
         if request.push and request.stitch:
-            for line in stitch.plan_lines(config, _images(run.infos), result.tag, run.variables[VAR_REGISTRY]):
+            for line in stitch.plan_lines(config, _images(run.infos), result.tag, run.variables[VAR_REGISTRY],
+                                          request.also):
                 print(line, file=out)
         return result
     _record_targets(config, run, meta, result)
@@ -164,7 +167,7 @@ def build(config: Config, docker: Docker, request: BuildRequest, out: TextIO = s
     if request.push and request.stitch:
         built = {name: t["digest"] for name, t in result.targets.items()}
         _record(result, stitch.stitch_images(config, _images(run.infos), result.tag, run.variables[VAR_REGISTRY],
-                                             built))
+                                             built, request.also))
     write_results(config, result)
     return result
 
@@ -246,7 +249,8 @@ def _bake(config: Config, docker: Docker, request: BuildRequest, run: _Run,
         files.append(run_overlay.relative_to(config.root))
     jobs = fanout.jobs_for(fanout.by_builder(config, todo), config.builders, out_dir, token)
     options = fanout.BakeOptions(tuple(files), run.variables, config.root, push=request.push, load=request.load,
-                                 no_cache=request.no_cache, progress=request.progress, allow=tuple(run.allow))
+                                 no_cache=request.no_cache, progress=request.progress, allow=tuple(run.allow),
+                                 cache_export=request.cache_export)
     try:
         return fanout.run_jobs(docker, jobs, options, explain_failure, config.fanout)
     finally:
@@ -324,13 +328,13 @@ def _record(result: BuildResult, done: stitch.Stitching) -> None:
     result.notes.extend(done.notes)
 
 
-def stitch_tag(config: Config, tag: str, images: Sequence[str] = ()) -> BuildResult:
+def stitch_tag(config: Config, tag: str, images: Sequence[str] = (), also: Sequence[str] = ()) -> BuildResult:
     """Stitch already pushed per-group refs of ``tag`` (CI fan-out: one job per group, then this)."""
     variables = bake_variables(config, tag)
     names = bakefile.select_targets(config, (), images)
     infos = bakefile.target_infos(config, names)
     result = BuildResult(variables[VAR_TAG])
-    _record(result, stitch.stitch_images(config, _images(infos), result.tag, variables[VAR_REGISTRY], {}))
+    _record(result, stitch.stitch_images(config, _images(infos), result.tag, variables[VAR_REGISTRY], {}, also))
     write_results(config, result)
     return result
 

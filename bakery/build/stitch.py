@@ -91,19 +91,21 @@ class Stitching:
     notes: list[str] = field(default_factory=list)
 
 
-def plan_lines(config: Config, images: Sequence[str], tag: str, registry_host: str) -> list[str]:
+def plan_lines(config: Config, images: Sequence[str], tag: str, registry_host: str,
+               also: Sequence[str] = ()) -> list[str]:
     """The dry run of :func:`stitch_images`: one ``would stitch`` line per image."""
     lines = []
     for image in images:
         img = config.images[image]
         parts = " ".join(f"{registry_host}/{img.repository}:{bakefile.intermediate_tag(config, g, tag)}"
                          for g in img.platform_groups)
-        lines.append(f"would stitch {registry_host}/{img.repository}:{tag} <- {parts}")
+        more = "".join(f" (also :{t})" for t in also if t != tag)
+        lines.append(f"would stitch {registry_host}/{img.repository}:{tag}{more} <- {parts}")
     return lines
 
 
 def stitch_images(config: Config, images: Sequence[str], tag: str, registry_host: str,
-                  built: Mapping[str, str | None]) -> Stitching:
+                  built: Mapping[str, str | None], also: Sequence[str] = ()) -> Stitching:
     """One index per image under the public tag, from all of the image's groups: those in ``built`` (target name
     -> digest bake reported) as built now, the others from their per-group refs pushed earlier. An image with a
     group missing is left for later, with a note."""
@@ -126,7 +128,8 @@ def stitch_images(config: Config, images: Sequence[str], tag: str, registry_host
             done.notes.append(f"{image}: not stitched yet: {', '.join(missing)} missing in {repo} "
                               f"(build those groups with the same --tag, then `invoke stitch --tag {tag}`)")
             continue
-        made = stitch_image(registry, repo, [tag], sources)
+        made = stitch_image(registry, repo, list(dict.fromkeys([tag, *also])), sources)
         done.images[image] = {"ref": f"{registry_host}/{img.repository}:{tag}", "digest": made.digest,
+                              "tags": list(made.tags),
                               "platforms": list(made.index.platforms), "sources": list(made.index.sources)}
     return done

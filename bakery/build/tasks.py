@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,10 +12,14 @@ from invoke import Context, Exit
 from bakery.build import build as build_mod
 from bakery.build import check as check_mod
 from bakery.build import generate as generate_mod
+from bakery.build import bakefile
 from bakery.build.bakefile import TargetInfo
 from bakery.cli import config_from, docker_from, errors_to_exit, task
 from bakery.doctor.checks import preflight
+from bakery.config.model import Config
 from bakery.errors import BakeryError
+from bakery.process import Runner
+from bakery.tags import plan as tags_plan
 
 
 @task(help={"hcl": "also write bake/docker-bake.hcl", "config": "path of bakery.yaml",
@@ -31,7 +36,8 @@ def generate(c: Context, hcl: bool = False, config: str | None = None, check: bo
 
 @task(iterable=["group", "image"],
       help={"group": "platform group to build (repeatable; default all)", "image": "image to build (repeatable)",
-            "tag": "tag of the final multi-arch index (default: config `tag`, or BAKERY_TAG)",
+            "tag": "tag of the final multi-arch index (default: the `tags:` rules for this CI event, else config "
+                   "`tag`, or BAKERY_TAG)",
             "push": "push per-group results and stitch one index per image under --tag",
             "no-stitch": "with --push: push only the per-group refs (CI fan-out; publish later with `stitch`)",
             "load": "load the per-group images into the local image store",
@@ -54,6 +60,8 @@ def build(c: Context, group: list[str] | None = None, image: list[str] | None = 
     request = build_mod.BuildRequest(groups=tuple(group or ()), images=tuple(image or ()), tag=tag,
                                      cache_scope=cache_scope, push=push, load=load, no_cache=no_cache,
                                      progress=progress, stitch=not no_stitch, skip=not no_skip)
+    if tag is None:                                  # `tags:` rules, when bakery.yaml has them
+        request = _event_tagged(cfg, request)
 
     def judge(todo: Sequence[TargetInfo]) -> None:      # only what is built needs a working builder
         if not dry_run:
@@ -68,6 +76,20 @@ def build(c: Context, group: list[str] | None = None, image: list[str] | None = 
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"results: {Path(cfg.bake_dir) / build_mod.RESULTS_FILE}")
+
+
+def _event_tagged(cfg: Config, request: build_mod.BuildRequest) -> build_mod.BuildRequest:
+    """The request with the tags, labels and push decision of this CI event (``tags:``); as it was without."""
+    plan = tags_plan.resolve(cfg, Runner())
+    if plan is None:
+        return request
+    targets = bakefile.select_targets(cfg, request.groups, request.images)
+    made = tags_plan.for_build(cfg, plan, targets, request.push)
+    print(f"tags: {', '.join(plan.tags.tags)} ({plan.event.describe()})", file=sys.stderr)
+    if made.note:
+        print(f"note: {made.note}", file=sys.stderr)
+    return dataclasses.replace(request, tag=made.tag, also=made.also, push=made.push, overlay=made.overlay,
+                               cache_export=made.cache_export)
 
 
 @task(iterable=["group", "image"],
@@ -93,9 +115,16 @@ def check(c: Context, group: list[str] | None = None, image: list[str] | None = 
 @task(iterable=["image"], help={"tag": "the tag whose per-group refs to stitch", "image": "image (repeatable)"})
 @errors_to_exit
 def stitch(c: Context, tag: str, image: list[str] | None = None, config: str | None = None) -> None:
-    """Stitch pushed per-group refs of --tag into one index per image (after fanned-out CI jobs)."""
+    """Stitch pushed per-group refs of TAG into one index per image (after fanned-out CI jobs); when the `tags:`
+    rules give this CI event TAG as its main tag (`bakery stitch "$(bakery tags --main)"`), their other tags too."""
     cfg = config_from(c, config)
-    result = build_mod.stitch_tag(cfg, tag, tuple(image or ()))
+    try:
+        plan = tags_plan.resolve(cfg, Runner())
+    except BakeryError as exc:          # TAG is given: the rules only add tags, and cannot here
+        print(f"note: only {tag}: {exc}", file=sys.stderr)
+        plan = None
+    also = plan.tags.tags[1:] if plan is not None and plan.tags.main == tag else ()
+    result = build_mod.stitch_tag(cfg, tag, tuple(image or ()), also)
     for name, i in result.images.items():
         print(f"{name}: {i['ref']}@{i['digest']} ({', '.join(i['platforms'])})")
     for note in result.notes:

@@ -26,7 +26,7 @@ RESERVED_GROUPS = ("default",)
 
 TOP_KEYS = ("registry", "platform_groups", "cache", "images", "images_from", "tag", "intermediate_tag",
             "bake_dir", "formats", "provenance", "builders", "default_builder", "fanout", "labels",
-            "retention", "release", "skip")
+            "retention", "release", "skip", "tags")
 IMAGE_KEYS = ("context", "dockerfile", "target", "args", "labels", "platform_groups", "repository", "test", "bake")
 CACHE_KEYS = ("type", "scope", "fallback_scope", "mode", "dir", "ref", "ignore_error")
 GROUP_KEYS = ("platforms", "builder")

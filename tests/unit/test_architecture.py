@@ -11,7 +11,7 @@ import pytest
 from tests.support.paths import REPO
 
 PACKAGE = REPO / "bakery"
-WINGS = ("build", "doctor", "manifest", "release", "clean", "bench")
+WINGS = ("build", "doctor", "manifest", "release", "clean", "bench", "tags")
 SHARED = ("oci", "config")
 LONG_FUNCTIONS_CHECKED = ("release", "clean", "bench")
 

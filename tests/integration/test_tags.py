@@ -1,0 +1,112 @@
+"""``tags:`` rules end to end on the real stack: ``bakery build --push`` and ``bakery stitch`` under GitHub Actions'
+environment for a push to the default branch, a tag and a pull request from a fork, read back from the registry."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bakery.oci.registry import Registry
+from tests.integration.seed import digest_at, tags_of
+
+pytestmark = pytest.mark.stack
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+RULES = ["type=ref,event=branch", "type=ref,event=pr", "type=semver,pattern={{version}}",
+         "type=semver,pattern={{major}}.{{minor}}", "type=sha", "type=raw,value=latest,enable={{is_default_branch}}"]
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(root), "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.fixture
+def repo_root(tmp_path: Path, prefix: str) -> Path:
+    """A git repository with one image `app` (amd64) and the rules above."""
+    root = tmp_path / "repo"
+    (root / "app").mkdir(parents=True)
+    (root / "app" / "Dockerfile").write_text("FROM 127.0.0.1:5000/base/busybox:1.35\nCOPY stamp /stamp\n")
+    (root / "app" / "stamp").write_text(prefix + "\n")
+    doc = {"registry": prefix, "platform_groups": {"amd64": ["linux/amd64"]}, "images": {"app": {"context": "app"}},
+           "tags": {"rules": RULES}}
+    (root / "bakery.yaml").write_text(json.dumps(doc, indent=2))
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "init")
+    return root
+
+
+def github(root: Path, event: str, ref: str, payload: dict[str, object]) -> dict[str, str]:
+    path = root.parent / f"event-{event}.json"
+    path.write_text(json.dumps({"repository": {"default_branch": "main"}, **payload}))
+    return {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": event, "GITHUB_REF": ref, "GITHUB_SHA": git(root, "rev-parse", "HEAD"),
+            "GITHUB_REPOSITORY": "acme/app", "GITHUB_SERVER_URL": "https://github.com", "GITHUB_EVENT_PATH": str(path)}
+
+
+def image_tags(host: str, repo: str) -> list[str]:
+    """The repository's tags but the build cache's."""
+    return sorted(t for t in tags_of(host, repo) if not t.startswith("cache-"))
+
+
+def labels_of(host: str, repo: str, tag: str) -> dict[str, str]:
+    client = Registry(host, insecure=True)
+    index = client.get_manifest(repo, tag).json
+    image = next(m for m in index["manifests"] if m.get("platform", {}).get("os") != "unknown")
+    config = json.loads(client.get_blob(repo, client.get_manifest(repo, image["digest"]).json["config"]["digest"]))
+    return dict(config["config"].get("Labels") or {})
+
+
+def test_a_push_to_the_default_branch_publishes_every_tag_its_rules_give_with_oci_labels(
+        bakery_cli: Cli, repo_root: Path, prefix: str) -> None:
+    host, name = prefix.split("/", 1)
+    env = github(repo_root, "push", "refs/heads/main", {})
+    sha = env["GITHUB_SHA"]
+    listed = bakery_cli(repo_root, "tags", env=env).stdout.split()
+    assert listed == ["main", "latest", f"sha-{sha[:7]}"]      # by priority: ref 600, raw 200, sha 100
+    built = bakery_cli(repo_root, "build", "--push", env=env)
+    assert "tags: main, latest, sha-" in built.stderr
+    repo = f"{name}/app"
+    digests = {t: digest_at(host, repo, t) for t in listed}
+    assert len(set(digests.values())) == 1 and None not in digests.values(), digests
+    labels = labels_of(host, repo, "main")
+    assert labels["org.opencontainers.image.revision"] == sha
+    assert labels["org.opencontainers.image.source"] == "https://github.com/acme/app"
+    assert labels["org.opencontainers.image.version"] == "main"
+
+
+def test_a_tag_fanned_out_then_stitched_gets_the_semver_tags_and_latest(bakery_cli: Cli, repo_root: Path,
+                                                                          prefix: str) -> None:
+    host, name = prefix.split("/", 1)
+    git(repo_root, "tag", "v1.2.3")
+    env = github(repo_root, "push", "refs/tags/v1.2.3", {})
+    bakery_cli(repo_root, "build", "--push", "--no-stitch", env=env)
+    main = bakery_cli(repo_root, "tags", "--main", env=env).stdout.strip()
+    assert main == "1.2.3"
+    assert image_tags(host, f"{name}/app") == ["1.2.3-amd64"]          # only the per-group ref so far
+    bakery_cli(repo_root, "stitch", main, env=env)
+    sha = env["GITHUB_SHA"][:7]
+    assert image_tags(host, f"{name}/app") == sorted(["1.2.3-amd64", "1.2.3", "1.2", f"sha-{sha}", "latest"])
+
+
+def test_a_pull_request_from_a_fork_builds_and_never_pushes(bakery_cli: Cli, repo_root: Path, prefix: str) -> None:
+    host, name = prefix.split("/", 1)
+    payload = {"number": 7, "pull_request": {"number": 7, "base": {"ref": "main"},
+                                             "head": {"repo": {"full_name": "someone/app", "fork": True}}}}
+    env = github(repo_root, "pull_request", "refs/pull/7/merge", payload)
+    assert bakery_cli(repo_root, "tags", env=env).stdout.split() == ["pr-7", f"sha-{env['GITHUB_SHA'][:7]}"]
+    built = bakery_cli(repo_root, "build", "--push", env=env)
+    assert "pull request #7 from a fork" in built.stderr and "never pushed" in built.stderr
+    assert tags_of(host, f"{name}/app") == []             # no image, and no cache written either
+
+
+def test_a_bad_rule_is_one_line_naming_the_file_and_key(bakery_cli: Cli, repo_root: Path) -> None:
+    doc = json.loads((repo_root / "bakery.yaml").read_text())
+    doc["tags"]["rules"].append("type=semver")
+    (repo_root / "bakery.yaml").write_text(json.dumps(doc, indent=2))
+    failed = bakery_cli(repo_root, "build", "--push", check=False)
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr
+    assert "bakery.yaml" in failed.stderr and "tags.rules[6]" in failed.stderr and "needs pattern=" in failed.stderr
