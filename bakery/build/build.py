@@ -138,8 +138,11 @@ def build(config: Config, docker: Docker, request: BuildRequest, out: TextIO = s
           preflight: Preflight | None = None) -> BuildResult:
     """Generate, look unchanged targets up (``--push``), run bake on the rest (one per builder, concurrently, when
     groups map to several builders), record digests and, with push, stitch one index per image. Nothing is
-    stitched when any target fails. ``preflight`` judges the machine for the targets that are built."""
+    stitched when any target fails. ``preflight`` judges the machine for the targets that are built. The previous
+    run's ``results.json`` goes first: it is written again only when this run finishes."""
     docker.capabilities()       # buildx is read once, before anything runs at the same time
+    if not docker.runner.dry_run:
+        (config.root / config.bake_dir / RESULTS_FILE).unlink(missing_ok=True)
     skipping = request.push and request.skip and config.skip and not request.no_cache
     infos = bakefile.target_infos(config, bakefile.select_targets(config, request.groups, request.images))
     judged = _early(None if skipping else preflight, infos)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +13,7 @@ from invoke import Context, Exit
 
 from bakery.build import build as build_mod
 from bakery.build import check as check_mod
+from bakery.build import github
 from bakery.build import generate as generate_mod
 from bakery.build import bakefile
 from bakery.build.bakefile import TargetInfo
@@ -45,13 +48,14 @@ def generate(c: Context, hcl: bool = False, config: str | None = None, check: bo
             "verbose": "echo every command", "progress": "buildx progress: plain (default), tty, rawjson, quiet",
             "cache-scope": "cache ref scope, e.g. the branch (default: cache.scope, or BAKERY_CACHE_SCOPE)",
             "no-skip": "with --push: build every target, even those whose inputs match a pushed result",
+            "json": "print bake/results.json's document on stdout (everything else goes to stderr)",
             "config": "path of bakery.yaml"})
 @errors_to_exit
 def build(c: Context, group: list[str] | None = None, image: list[str] | None = None, tag: str | None = None,
           push: bool = False, no_stitch: bool = False, load: bool = False, no_cache: bool = False,
           dry_run: bool = False,
           verbose: bool = False, progress: str = "plain", cache_scope: str | None = None,
-          config: str | None = None, no_skip: bool = False) -> None:
+          config: str | None = None, no_skip: bool = False, json_: bool = False) -> None:
     """Generate the bake file and build it; with --push, one multi-arch index per image."""
     if push and load:
         raise BakeryError("--push and --load exclude each other: push, then pull what you need")
@@ -66,16 +70,26 @@ def build(c: Context, group: list[str] | None = None, image: list[str] | None = 
     def judge(todo: Sequence[TargetInfo]) -> None:      # only what is built needs a working builder
         if not dry_run:
             preflight(cfg, docker, tuple(dict.fromkeys(t.group for t in todo)), ())
-    result = build_mod.build(cfg, docker, request, sys.stdout, preflight=judge)
+    human = sys.stderr if json_ else sys.stdout
+    result = build_mod.build(cfg, docker, request, human, preflight=judge)
     if dry_run:
         return
     for name, t in result.targets.items():
-        print(f"{name:<24} {t['digest'] or '-':<73} {','.join(t['platforms'])}")
+        print(f"{name:<24} {t['digest'] or '-':<73} {','.join(t['platforms'])}", file=human)
+    _show(result, json_)
+    print(f"results: {Path(cfg.bake_dir) / build_mod.RESULTS_FILE}", file=human)
+    github.append(os.environ, result)
+
+
+def _show(result: build_mod.BuildResult, json_: bool) -> None:
+    """The stitched images and the notes; with --json the result's document is stdout's only content."""
+    human = sys.stderr if json_ else sys.stdout
     for name, i in result.images.items():
-        print(f"{name}: {i['ref']}@{i['digest']} ({', '.join(i['platforms'])})")
+        print(f"{name}: {i['ref']}@{i['digest']} ({', '.join(i['platforms'])})", file=human)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
-    print(f"results: {Path(cfg.bake_dir) / build_mod.RESULTS_FILE}")
+    if json_:
+        print(json.dumps(dataclasses.asdict(result), indent=2, sort_keys=True))
 
 
 def _event_tagged(cfg: Config, request: build_mod.BuildRequest) -> build_mod.BuildRequest:
@@ -112,9 +126,11 @@ def check(c: Context, group: list[str] | None = None, image: list[str] | None = 
         raise Exit(code=1)
 
 
-@task(iterable=["image"], help={"tag": "the tag whose per-group refs to stitch", "image": "image (repeatable)"})
+@task(iterable=["image"], help={"tag": "the tag whose per-group refs to stitch", "image": "image (repeatable)",
+                                "json": "print the result's document on stdout (everything else to stderr)"})
 @errors_to_exit
-def stitch(c: Context, tag: str, image: list[str] | None = None, config: str | None = None) -> None:
+def stitch(c: Context, tag: str, image: list[str] | None = None, config: str | None = None,
+           json_: bool = False) -> None:
     """Stitch pushed per-group refs of TAG into one index per image (after fanned-out CI jobs); when the `tags:`
     rules give this CI event TAG as its main tag (`bakery stitch "$(bakery tags --main)"`), their other tags too."""
     cfg = config_from(c, config)
@@ -125,9 +141,7 @@ def stitch(c: Context, tag: str, image: list[str] | None = None, config: str | N
         plan = None
     also = plan.tags.tags[1:] if plan is not None and plan.tags.main == tag else ()
     result = build_mod.stitch_tag(cfg, tag, tuple(image or ()), also)
-    for name, i in result.images.items():
-        print(f"{name}: {i['ref']}@{i['digest']} ({', '.join(i['platforms'])})")
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
+    _show(result, json_)
+    github.append(os.environ, result, "bakery stitch")
     if result.notes:
         raise BakeryError(f"{len(result.notes)} image(s) not stitched")

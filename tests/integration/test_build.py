@@ -172,6 +172,14 @@ def test_a_failing_platform_names_target_platform_and_step(failing_project: Path
     assert not list((failing_project / "bake").glob(".metadata-*"))
 
 
+def test_a_failed_build_leaves_no_results_of_an_earlier_run(failing_project: Path, bakery_cli) -> None:
+    bakery_cli(failing_project, "build", "--image", "static")
+    assert (failing_project / "bake" / "results.json").exists()
+    proc = bakery_cli(failing_project, "build", "--image", "worker", "--group", "arm", check=False)
+    assert proc.returncode != 0
+    assert not (failing_project / "bake" / "results.json").exists()     # never the last run's, read as this one's
+
+
 def sleeping_build(project: Path, *args: str) -> subprocess.Popen[str]:
     """`bakery build` of a worker whose only RUN step sleeps a minute (a new nonce: never cached), returned once
     bake has started that step."""

@@ -1,5 +1,6 @@
 """``tags:`` rules end to end on the real stack: ``bakery build --push`` and ``bakery stitch`` under GitHub Actions'
-environment for a push to the default branch, a tag and a pull request from a fork, read back from the registry."""
+environment for a push to the default branch, a tag and a pull request from a fork, read back from the registry
+(and the step outputs and job summary the job gets)."""
 
 from __future__ import annotations
 
@@ -67,11 +68,17 @@ def test_a_push_to_the_default_branch_publishes_every_tag_its_rules_give_with_oc
     sha = env["GITHUB_SHA"]
     listed = bakery_cli(repo_root, "tags", env=env).stdout.split()
     assert listed == ["main", "latest", f"sha-{sha[:7]}"]      # by priority: ref 600, raw 200, sha 100
-    built = bakery_cli(repo_root, "build", "--push", env=env)
+    outputs, summary = repo_root.parent / "github-output", repo_root.parent / "step-summary"
+    built = bakery_cli(repo_root, "build", "--push", env={**env, "GITHUB_OUTPUT": str(outputs),
+                                                           "GITHUB_STEP_SUMMARY": str(summary)})
     assert "tags: main, latest, sha-" in built.stderr
     repo = f"{name}/app"
     digests = {t: digest_at(host, repo, t) for t in listed}
     assert len(set(digests.values())) == 1 and None not in digests.values(), digests
+    written = outputs.read_text()
+    assert f"app-digest={digests['main']}\n" in written and "version=main\n" in written
+    assert "\n".join(f"{prefix}/app:{t}" for t in listed) in written
+    assert f"| app | linux/amd64 | `{digests['main']}` | `main`, `latest`, `sha-{sha[:7]}` |" in summary.read_text()
     labels = labels_of(host, repo, "main")
     assert labels["org.opencontainers.image.revision"] == sha
     assert labels["org.opencontainers.image.source"] == "https://github.com/acme/app"
@@ -87,8 +94,9 @@ def test_a_tag_fanned_out_then_stitched_gets_the_semver_tags_and_latest(bakery_c
     main = bakery_cli(repo_root, "tags", "--main", env=env).stdout.strip()
     assert main == "1.2.3"
     assert image_tags(host, f"{name}/app") == ["1.2.3-amd64"]          # only the per-group ref so far
-    bakery_cli(repo_root, "stitch", main, env=env)
+    stitched = json.loads(bakery_cli(repo_root, "stitch", main, "--json", env=env).stdout)   # stdout: JSON only
     sha = env["GITHUB_SHA"][:7]
+    assert stitched["images"]["app"]["tags"] == ["1.2.3", "1.2", f"sha-{sha}", "latest"]
     assert image_tags(host, f"{name}/app") == sorted(["1.2.3-amd64", "1.2.3", "1.2", f"sha-{sha}", "latest"])
 
 
