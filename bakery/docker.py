@@ -144,7 +144,7 @@ class Docker:
     def bake_argv(self, files: Sequence[Path], targets: Sequence[str], *, push: bool = False, load: bool = False,
                   no_cache: bool = False, metadata_file: Path | None = None, progress: str | None = None,
                   print_only: bool = False, sets: Sequence[str] = (), allow: Sequence[str] = (),
-                  cache_export: bool = True) -> list[str]:
+                  cache_export: bool = True, provenance: str | None = None, sbom: str | None = None) -> list[str]:
         """``cache_export=False``: no target writes a cache (``--set *.cache-to=`` clears it, buildx 0.13 and
         0.2x alike): a build without push rights still reads the shared cache."""
         args = self.cmd("buildx", "bake", *self._builder_flag())
@@ -166,6 +166,10 @@ class Docker:
             args += ["--progress", progress]
         for s in sets:
             args += ["--set", s]
+        if provenance is not None:
+            args += ["--provenance", provenance]
+        if sbom is not None:
+            args += ["--sbom", sbom]
         if not cache_export:
             args += ["--set", "*.cache-to="]
         return args + list(targets)

@@ -26,6 +26,7 @@ from bakery.config.variables import VAR_REGISTRY, VAR_SCOPE, VAR_TAG
 from bakery.config.model import Config
 from bakery.build import entitlements
 from bakery.build.generate import JSON_FILE, evaluated_targets, generate
+from bakery.build.overrides import Overrides, overrides
 from bakery.docker import Docker, docker_for
 from bakery.errors import BakeryError, RegistryError
 from bakery.oci.registry import registry_for
@@ -52,6 +53,10 @@ class BuildRequest:
     skip: bool = True                # with push: reuse the result of a target whose inputs did not change
     also: tuple[str, ...] = ()       # with push: more tags the stitched index is PUT under (tags: rules)
     cache_export: bool = True        # False: the targets read the cache and write none (a PR without push rights)
+    sets: tuple[str, ...] = ()       # --set PATTERN.KEY=VALUE (build.overrides)
+    build_args: tuple[str, ...] = () # --build-arg NAME=VALUE
+    provenance: str | None = None    # --provenance / --sbom, as bake takes them
+    sbom: str | None = None
 
 
 @dataclass
@@ -126,6 +131,7 @@ class _Run:
     doc: dict[str, Any]
     evaluated: dict[str, Any]
     allow: list[str]
+    overrides: Overrides = field(default_factory=Overrides)
     skip: skip_mod.Decision = field(default_factory=skip_mod.Decision)
     where: dict[str, skip_mod.Where] = field(default_factory=dict)
     inputs: dict[str, Any] = field(default_factory=dict)
@@ -211,7 +217,8 @@ def _prepare(config: Config, docker: Docker, request: BuildRequest, out: TextIO)
         for directory in entitlements.cache_dirs(evaluated, names, config.root):
             directory.mkdir(parents=True, exist_ok=True)
     allow = entitlements.grants(evaluated, names, config.root, caps)
-    return _Run(infos, variables, doc, evaluated, allow)
+    given = overrides(request.sets, request.build_args, names, caps, request.provenance, request.sbom)
+    return _Run(infos, variables, doc, evaluated, allow, given)
 
 
 def _decide_skip(config: Config, docker: Docker, run: _Run, overlay: Mapping[str, Any] | None, out: TextIO) -> None:
@@ -224,9 +231,12 @@ def _decide_skip(config: Config, docker: Docker, run: _Run, overlay: Mapping[str
                                               info.platforms)
     cache_path = config.root / config.bake_dir / inputs_mod.STAT_CACHE
     cache = inputs_mod.StatCache.load(cache_path)
-    extra = {"overlay": dict(overlay or {}),
-             "overrides": {p.name: inputs_mod.json_digest((config.root / p).read_bytes().decode("utf-8", "replace"))
-                           for p in overlay_files(config)}}
+    extra: dict[str, Any] = {
+        "overlay": dict(overlay or {}),
+        "overrides": {p.name: inputs_mod.json_digest((config.root / p).read_bytes().decode("utf-8", "replace"))
+                      for p in overlay_files(config)}}
+    if not run.overrides.empty:                          # --set/--build-arg/--provenance/--sbom change the result
+        extra["cli"] = run.overrides.fingerprint()
     targets = run.evaluated["target"]
     run.inputs = inputs_mod.compute(config.root, targets, [i.name for i in run.infos],
                                     inputs_mod.registry_resolver(), cache, {**os.environ, **(docker.env or {})}, extra)
@@ -253,7 +263,8 @@ def _bake(config: Config, docker: Docker, request: BuildRequest, run: _Run,
     jobs = fanout.jobs_for(fanout.by_builder(config, todo), config.builders, out_dir, token)
     options = fanout.BakeOptions(tuple(files), run.variables, config.root, push=request.push, load=request.load,
                                  no_cache=request.no_cache, progress=request.progress, allow=tuple(run.allow),
-                                 cache_export=request.cache_export)
+                                 cache_export=request.cache_export, sets=run.overrides.sets,
+                                 provenance=run.overrides.provenance, sbom=run.overrides.sbom)
     try:
         return fanout.run_jobs(docker, jobs, options, explain_failure, config.fanout)
     finally:

@@ -51,6 +51,9 @@ class BakeOptions:
     progress: str = "plain"
     allow: tuple[str, ...] = ()   # --allow grants the file needs (buildx >= 0.17)
     cache_export: bool = True     # False: read the cache, write none (no push rights)
+    sets: tuple[str, ...] = ()    # --set overrides (build.overrides)
+    provenance: str | None = None
+    sbom: str | None = None
 
 
 def jobs_for(plan: Mapping[str, Sequence[TargetInfo]], builders: Mapping[str, Builder], out_dir: Path,
@@ -115,7 +118,8 @@ def run_jobs(base: Docker, jobs: Sequence[Job], options: BakeOptions, explain: A
         docker = docker_for(base, job.builder)
         argv = docker.bake_argv(options.files, [t.name for t in job.targets], push=options.push, load=options.load,
                                 no_cache=options.no_cache, metadata_file=job.metadata.relative_to(options.cwd),
-                                progress=options.progress, allow=options.allow, cache_export=options.cache_export)
+                                progress=options.progress, allow=options.allow, cache_export=options.cache_export,
+                                sets=options.sets, provenance=options.provenance, sbom=options.sbom)
         label = job.label
         for attempt in (1, 2):
             code, tail = docker.runner.stream(

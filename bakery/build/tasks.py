@@ -37,8 +37,11 @@ def generate(c: Context, hcl: bool = False, config: str | None = None, check: bo
         print(f"wrote {path.relative_to(cfg.root)}")
 
 
-@task(iterable=["group", "image"],
+@task(iterable=["group", "image", "set_", "build_arg"],
       help={"group": "platform group to build (repeatable; default all)", "image": "image to build (repeatable)",
+            "set": "override a target attribute, as bake's --set: PATTERN.KEY=VALUE, e.g. '*.args.X=1' (repeatable)",
+            "build-arg": "NAME=VALUE for every target's args (repeatable)",
+            "provenance": "bake's --provenance (true, false, mode=max, ...)", "sbom": "bake's --sbom (true, false)",
             "tag": "tag of the final multi-arch index (default: the `tags:` rules for this CI event, else config "
                    "`tag`, or BAKERY_TAG)",
             "push": "push per-group results and stitch one index per image under --tag",
@@ -55,7 +58,8 @@ def build(c: Context, group: list[str] | None = None, image: list[str] | None = 
           push: bool = False, no_stitch: bool = False, load: bool = False, no_cache: bool = False,
           dry_run: bool = False,
           verbose: bool = False, progress: str = "plain", cache_scope: str | None = None,
-          config: str | None = None, no_skip: bool = False, json_: bool = False) -> None:
+          config: str | None = None, no_skip: bool = False, json_: bool = False, set_: list[str] | None = None,
+          build_arg: list[str] | None = None, provenance: str | None = None, sbom: str | None = None) -> None:
     """Generate the bake file and build it; with --push, one multi-arch index per image."""
     if push and load:
         raise BakeryError("--push and --load exclude each other: push, then pull what you need")
@@ -63,7 +67,9 @@ def build(c: Context, group: list[str] | None = None, image: list[str] | None = 
     docker = docker_from(c, cfg, verbose=verbose, dry_run=dry_run)
     request = build_mod.BuildRequest(groups=tuple(group or ()), images=tuple(image or ()), tag=tag,
                                      cache_scope=cache_scope, push=push, load=load, no_cache=no_cache,
-                                     progress=progress, stitch=not no_stitch, skip=not no_skip)
+                                     progress=progress, stitch=not no_stitch, skip=not no_skip,
+                                     sets=tuple(set_ or ()), build_args=tuple(build_arg or ()), provenance=provenance,
+                                     sbom=sbom)
     if tag is None:                                  # `tags:` rules, when bakery.yaml has them
         request = _event_tagged(cfg, request)
 
