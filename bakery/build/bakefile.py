@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bakery.capabilities import Capabilities, csv_entry, version_string
-from bakery.config.model import Config, Image, target_name
+from bakery.config.model import EXPORT_ONLY, Cache, Config, Image, target_name
 from bakery.errors import BakeryError
 
 from bakery.config.variables import VAR_REGISTRY, VAR_SCOPE, VAR_TAG
@@ -65,6 +65,7 @@ def _cache_attrs(config: Config, image: Image, group: str) -> dict[str, Any]:
     cache = config.cache
     reg = "${%s}" % VAR_REGISTRY
     extra = ",ignore-error=true" if cache.ignore_error else ""
+    both, export = _options(cache)
     if cache.type == "none":
         return {}
     if cache.type == "inline":
@@ -73,15 +74,38 @@ def _cache_attrs(config: Config, image: Image, group: str) -> dict[str, Any]:
     if cache.type == "local":
         base = f"{escape(cache.dir)}/{image.repository.replace('/', '_')}-{group}"
         return {"cache-from": [f"type=local,src={base}"],
-                "cache-to": [f"type=local,dest={base},mode={cache.mode}{extra}"]}
+                "cache-to": [f"type=local,dest={base},mode={cache.mode}{export}{extra}"]}
+    if cache.type in ("gha", "s3", "azblob"):
+        return _named_cache(config, image, group, both, export + extra)
     own = cache_ref(config, image, group, "${%s}" % VAR_SCOPE, reg)
-    cache_to = [f"type=registry,ref={own},mode={cache.mode}{extra}"]
+    cache_to = [f"type=registry,ref={own},mode={cache.mode}{export}{extra}"]
     if cache.fallback_scope is None:
         return {"cache-from": [f"type=registry,ref={own}"], "cache-to": cache_to}
     fallback = cache_ref(config, image, group, escape(cache.fallback_scope), reg)
     # one expression so that a build on the fallback scope itself does not import the same ref twice
     refs = ", ".join(json.dumps(f"type=registry,ref={r}") for r in (own, fallback))
     return {"cache-from": Expr("${distinct([%s])}" % refs),
+            "cache-to": cache_to}
+
+
+def _options(cache: Cache) -> tuple[str, str]:
+    """``cache.options`` as CSV tails: (for cache-from and cache-to, for cache-to only)."""
+    both = "".join(f",{k}={escape(v)}" for k, v in sorted(cache.options.items()) if k not in EXPORT_ONLY)
+    export = "".join(f",{k}={escape(v)}" for k, v in sorted(cache.options.items()) if k in EXPORT_ONLY)
+    return both, both + export
+
+
+def _named_cache(config: Config, image: Image, group: str, both: str, to_tail: str) -> dict[str, Any]:
+    """gha (``scope=``), s3 and azblob (``name=``): one cache per image, group and scope, as the registry cache."""
+    cache = config.cache
+    key = "scope" if cache.type == "gha" else "name"
+    stem = f"{image.repository.replace('/', '-')}-{group}"
+    own = f"type={cache.type},{key}={stem}-${{{VAR_SCOPE}}}{both}"
+    cache_to = [f"type={cache.type},{key}={stem}-${{{VAR_SCOPE}}},mode={cache.mode}{to_tail}"]
+    if cache.fallback_scope is None:
+        return {"cache-from": [own], "cache-to": cache_to}
+    fallback = f"type={cache.type},{key}={stem}-{escape(cache.fallback_scope)}{both}"
+    return {"cache-from": Expr("${distinct([%s])}" % ", ".join(json.dumps(r) for r in (own, fallback))),
             "cache-to": cache_to}
 
 

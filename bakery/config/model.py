@@ -16,8 +16,26 @@ from bakery.capabilities import TARGET_ATTRS
 from bakery.config.lines import KeyLines
 
 CONFIG_FILE = "bakery.yaml"
-CacheType = Literal["registry", "local", "inline", "none"]
-CACHE_TYPES: tuple[str, ...] = ("registry", "local", "inline", "none")
+CacheType = Literal["registry", "local", "inline", "none", "gha", "s3", "azblob"]
+CACHE_TYPES: tuple[str, ...] = ("registry", "local", "inline", "none", "gha", "s3", "azblob")
+# cache.options each backend takes (BuildKit's cache exporter/importer attributes); EXPORT_ONLY go to cache-to only
+_EXPORT = ("compression", "compression-level", "force-compression")
+CACHE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "registry": ("image-manifest", "oci-mediatypes", *_EXPORT),
+    "local": ("image-manifest", "oci-mediatypes", *_EXPORT),
+    "inline": (),
+    "none": (),
+    "gha": ("url", "url_v2", "version", "timeout", "repository", *_EXPORT),
+    "s3": ("region", "bucket", "endpoint_url", "prefix", "blobs_prefix", "manifests_prefix", "use_path_style",
+           "upload_parallelism", "touch_refresh", *_EXPORT),
+    "azblob": ("account_url", "prefix", "blobs_prefix", "manifests_prefix", "upload_parallelism", *_EXPORT),
+}
+CACHE_REQUIRED: dict[str, tuple[str, ...]] = {"s3": ("region", "bucket"), "azblob": ("account_url",)}
+EXPORT_ONLY = ("image-manifest", "oci-mediatypes", *_EXPORT)
+# credentials never go into a bake file: buildx and BuildKit read them from the environment
+CACHE_SECRETS = {"token": "ACTIONS_RUNTIME_TOKEN", "ghtoken": "GITHUB_TOKEN",
+                 "access_key_id": "AWS_ACCESS_KEY_ID", "secret_access_key": "AWS_SECRET_ACCESS_KEY / AZURE_*",
+                 "session_token": "AWS_SESSION_TOKEN"}
 PROVENANCE: tuple[str, ...] = ("min", "max")
 DRIVERS: tuple[str, ...] = ("docker", "docker-container", "remote", "kubernetes")
 ARG_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -28,7 +46,7 @@ TOP_KEYS = ("registry", "platform_groups", "cache", "images", "images_from", "ta
             "bake_dir", "formats", "provenance", "builders", "default_builder", "fanout", "labels",
             "retention", "release", "skip", "tags")
 IMAGE_KEYS = ("context", "dockerfile", "target", "args", "labels", "platform_groups", "repository", "test", "bake")
-CACHE_KEYS = ("type", "scope", "fallback_scope", "mode", "dir", "ref", "ignore_error")
+CACHE_KEYS = ("type", "scope", "fallback_scope", "mode", "dir", "ref", "ignore_error", "options")
 GROUP_KEYS = ("platforms", "builder")
 BUILDER_KEYS = ("driver", "context", "endpoint", "driver_opts", "platforms", "max_parallel", "nodes")
 NODE_KEYS = ("context", "endpoint", "platforms", "driver_opts")
@@ -53,6 +71,7 @@ class Cache:
     dir: str = "bake/cache"          # for type=local, relative to the repo root
     ref: str = "{registry}/{repository}:cache-{group}-{scope}"
     ignore_error: bool = False
+    options: Mapping[str, str] = field(default_factory=dict)   # backend attributes (CACHE_OPTIONS)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from bakery.config.lines import KeyLines
-from bakery.config.model import (ARG_RE, BUILDER_KEYS, CACHE_KEYS, CACHE_TYPES, DRIVERS, GROUP_KEYS, GROUP_RE,
+from bakery.config.model import (ARG_RE, BUILDER_KEYS, CACHE_KEYS, CACHE_OPTIONS, CACHE_REQUIRED, CACHE_SECRETS,
+                                 CACHE_TYPES, DRIVERS, GROUP_KEYS, GROUP_RE,
                                  IMAGE_KEYS, IMPLICIT_BUILDER, NODE_KEYS, PASSTHROUGH_ATTRS, PROVENANCE,
                                  RESERVED_GROUPS, TOP_KEYS, Builder, BuilderNode, Cache, Config, Image, PlatformGroup,
                                  suggest, target_name)
@@ -198,7 +199,28 @@ class Validator:
         if not isinstance(ignore, bool):
             self.err("cache.ignore_error", f"expected true or false, got {_shown(ignore)}")
             ignore = False
-        return Cache(ctype, scope, fallback, mode, self.string(data.get("dir"), "cache.dir") or d.dir, ref, ignore)
+        options = self.cache_options(ctype, data.get("options"))
+        return Cache(ctype, scope, fallback, mode, self.string(data.get("dir"), "cache.dir") or d.dir, ref, ignore,
+                     options)
+
+    def cache_options(self, ctype: str, value: Any) -> dict[str, str]:
+        """``cache.options``: the attributes the backend takes, as strings; credentials are refused (they would
+        be written into the bake file: the environment carries them)."""
+        options = self.string_map(value, "cache.options")
+        allowed = CACHE_OPTIONS.get(ctype, ())
+        for key, v in options.items():
+            if key in CACHE_SECRETS:
+                self.err(f"cache.options.{key}", f"a credential never goes into bakery.yaml or the bake file; "
+                                                 f"buildx reads it from the environment ({CACHE_SECRETS[key]})")
+            elif key not in allowed:
+                self.err(f"cache.options.{key}", f"cache type {ctype} takes no {key!r}; "
+                                                 + (suggest(key, allowed) if allowed else "it takes no options"))
+            elif "," in v or "=" in v or "\n" in v:
+                self.err(f"cache.options.{key}", f"{_shown(v)}: a value cannot hold ',', '=' or a newline")
+        for key in CACHE_REQUIRED.get(ctype, ()):
+            if key not in options:
+                self.err("cache.options", f"cache type {ctype} needs options.{key}")
+        return options
 
     def positive_int(self, value: Any, key: str) -> int | None:
         if value is None:

@@ -78,6 +78,31 @@ def evaluate_expr(expr: str, scope: str) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+def test_registry_cache_options_go_to_cache_to_only(tmp_path: Path) -> None:
+    cache = {"options": {"image-manifest": True, "oci-mediatypes": True, "compression": "zstd"}}
+    t = bakefile.document(make_config(tmp_path, cache=cache))["target"]["api-amd64"]
+    assert t["cache-to"] == ["type=registry,ref=${BAKERY_REGISTRY}/api:cache-amd64-${BAKERY_CACHE_SCOPE},mode=max,"
+                             "compression=zstd,image-manifest=true,oci-mediatypes=true"]
+    assert "image-manifest" not in str(t["cache-from"])
+
+
+def test_gha_caches_one_scope_per_image_group_and_cache_scope_and_reads_the_fallback(tmp_path: Path) -> None:
+    t = bakefile.document(make_config(tmp_path, cache={"type": "gha"}))["target"]["api-arm"]
+    assert t["cache-to"] == ["type=gha,scope=api-arm-${BAKERY_CACHE_SCOPE},mode=max"]
+    assert evaluate_expr(t["cache-from"], scope="pr-7") == ["type=gha,scope=api-arm-pr-7", "type=gha,scope=api-arm-main"]
+
+
+def test_s3_and_azblob_name_their_caches_and_take_their_connection_options_both_ways(tmp_path: Path) -> None:
+    s3 = {"type": "s3", "fallback_scope": None, "options": {"region": "eu-west-1", "bucket": "b", "compression": "zstd"}}
+    t = bakefile.document(make_config(tmp_path, cache=s3))["target"]["api-amd64"]
+    assert t["cache-from"] == ["type=s3,name=api-amd64-${BAKERY_CACHE_SCOPE},bucket=b,region=eu-west-1"]
+    assert t["cache-to"] == ["type=s3,name=api-amd64-${BAKERY_CACHE_SCOPE},mode=max,bucket=b,region=eu-west-1,"
+                             "compression=zstd"]
+    az = {"type": "azblob", "fallback_scope": None, "options": {"account_url": "https://a.blob.core.windows.net"}}
+    t = bakefile.document(make_config(tmp_path, cache=az))["target"]["api-amd64"]
+    assert t["cache-from"] == ["type=azblob,name=api-amd64-${BAKERY_CACHE_SCOPE},account_url=https://a.blob.core.windows.net"]
+
+
 def test_without_a_fallback_scope_cache_from_is_the_own_ref(tmp_path: Path) -> None:
     doc = bakefile.document(make_config(tmp_path, cache={"fallback_scope": None}))
     assert doc["target"]["api-amd64"]["cache-from"] == [

@@ -149,7 +149,7 @@ def test_bad_arg_name_and_non_string_value(tmp_path: Path) -> None:
 
 def test_cache_type_must_be_known(tmp_path: Path) -> None:
     [msg] = errors_of(tmp_path, GOOD + "cache: {type: registy}\n")
-    assert "cache.type: 'registy' is not one of registry, local, inline, none; did you mean registry?" in msg
+    assert "cache.type: 'registy' is not one of registry, local, inline, none, gha, s3, azblob; did you mean registry?" in msg
 
 
 def test_cache_ref_must_separate_images_and_groups(tmp_path: Path) -> None:

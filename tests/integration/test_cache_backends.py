@@ -1,0 +1,66 @@
+"""Cache backends and their options on the real stack: the registry cache with ``image-manifest``/``oci-mediatypes``
+built and pushed for real; gha, s3 and azblob (which cannot run here) generated and read back by this buildx's
+``--print`` (the check ``bakery generate`` runs)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bakery.oci.registry import Registry
+
+pytestmark = pytest.mark.stack
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def project(root: Path, prefix: str, cache: dict[str, object]) -> Path:
+    (root / "app").mkdir(parents=True, exist_ok=True)
+    (root / "app" / "Dockerfile").write_text("FROM 127.0.0.1:5000/base/busybox:1.35\nRUN echo cached > /c\n")
+    doc = {"registry": prefix, "platform_groups": {"amd64": ["linux/amd64"]}, "images": {"app": {"context": "app"}},
+           "cache": cache}
+    (root / "bakery.yaml").write_text(json.dumps(doc))
+    return root
+
+
+def test_a_registry_cache_with_image_manifest_is_pushed_as_an_oci_image(bakery_cli: Cli, tmp_path: Path,
+                                                                          prefix: str) -> None:
+    root = project(tmp_path, prefix, {"type": "registry",
+                                      "options": {"image-manifest": True, "oci-mediatypes": True}})
+    bakery_cli(root, "build", "--push", "--tag", "t")
+    host, name = prefix.split("/", 1)
+    cache = Registry(host, insecure=True).get_manifest(f"{name}/app", "cache-amd64-main")
+    assert cache.media_type == "application/vnd.oci.image.manifest.v1+json"
+    assert cache.json["config"]["mediaType"] == "application/vnd.buildkit.cacheconfig.v0"
+
+
+@pytest.mark.parametrize(("cache", "entry"), [
+    ({"type": "gha", "options": {"version": "2"}}, "type=gha,scope=app-amd64-${BAKERY_CACHE_SCOPE},mode=max,version=2"),
+    ({"type": "s3", "options": {"region": "eu-west-1", "bucket": "ci-cache"}},
+     "type=s3,name=app-amd64-${BAKERY_CACHE_SCOPE},mode=max,bucket=ci-cache,region=eu-west-1"),
+    ({"type": "azblob", "options": {"account_url": "https://acct.blob.core.windows.net"}},
+     "type=azblob,name=app-amd64-${BAKERY_CACHE_SCOPE},mode=max,account_url=https://acct.blob.core.windows.net"),
+])
+def test_cloud_cache_backends_are_generated_as_this_buildx_reads_them(bakery_cli: Cli, tmp_path: Path, prefix: str,
+                                                                       cache: dict[str, object], entry: str) -> None:
+    root = project(tmp_path, prefix, cache)
+    bakery_cli(root, "generate")                      # checked with `docker buildx bake --print`
+    target = json.loads((root / "bake" / "docker-bake.json").read_text())["target"]["app-amd64"]
+    assert target["cache-to"] == [entry]
+
+
+@pytest.mark.parametrize(("cache", "message"), [
+    ({"type": "s3", "options": {"region": "eu-west-1"}}, "cache.options: cache type s3 needs options.bucket"),
+    ({"type": "s3", "options": {"region": "r", "bucket": "b", "secret_access_key": "x"}},
+     "cache.options.secret_access_key: a credential never goes into bakery.yaml"),
+    ({"type": "registry", "options": {"bucket": "b"}}, "cache.options.bucket: cache type registry takes no 'bucket'"),
+])
+def test_a_bad_cache_option_is_one_line_naming_the_key(bakery_cli: Cli, tmp_path: Path, prefix: str,
+                                                        cache: dict[str, object], message: str) -> None:
+    root = project(tmp_path, prefix, cache)
+    failed = bakery_cli(root, "generate", check=False)
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr and message in failed.stderr
+    assert not (root / "bake" / "docker-bake.json").exists()
