@@ -258,6 +258,14 @@ class Docker:
         """``docker tag``: one more name for a local image (an action)."""
         self.runner.run(self.cmd("tag", source, target), env=self.env, action=True)
 
+    def copy_index(self, source: str, targets: Sequence[str]) -> None:
+        """``docker buildx imagetools create -t T... SOURCE``: the index at ``source`` (``repo@digest``) and every
+        manifest and blob it reaches copied under ``targets``, registry to registry (an action)."""
+        args = self.cmd("buildx", "imagetools", "create")
+        for target in targets:
+            args += ["-t", target]
+        self.runner.run([*args, source], env=self.env, action=True)
+
     def pull(self, ref: str) -> None:
         self.runner.run(self.cmd("pull", "-q", ref), env=self.env, action=True)
 

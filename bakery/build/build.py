@@ -32,7 +32,7 @@ from bakery.errors import BakeryError, RegistryError
 from bakery.oci.registry import registry_for
 from bakery.oci.reference import InvalidReference, check_name_prefix, check_tag, split_domain
 from bakery.config.variables import bake_variables
-from bakery.build import stitch
+from bakery.build import mirror, stitch
 
 RESULTS_FILE = "results.json"
 
@@ -169,6 +169,8 @@ def build(config: Config, docker: Docker, request: BuildRequest, out: TextIO = s
             for line in stitch.plan_lines(config, _images(run.infos), result.tag, run.variables[VAR_REGISTRY],
                                           request.also):
                 print(line, file=out)
+            for mirrored in config.mirrors:
+                print(f"would copy each index to {mirrored} (docker buildx imagetools create)", file=out)
         return result
     _record_targets(config, run, meta, result)
     if request.push:
@@ -178,6 +180,8 @@ def build(config: Config, docker: Docker, request: BuildRequest, out: TextIO = s
         _record(result, stitch.stitch_images(config, _images(run.infos), result.tag, run.variables[VAR_REGISTRY],
                                              built, request.also))
     write_results(config, result)
+    if result.images and config.mirrors:
+        mirror.copy_to_mirrors(config, docker, result.images, out)
     return result
 
 
@@ -342,14 +346,18 @@ def _record(result: BuildResult, done: stitch.Stitching) -> None:
     result.notes.extend(done.notes)
 
 
-def stitch_tag(config: Config, tag: str, images: Sequence[str] = (), also: Sequence[str] = ()) -> BuildResult:
-    """Stitch already pushed per-group refs of ``tag`` (CI fan-out: one job per group, then this)."""
+def stitch_tag(config: Config, tag: str, images: Sequence[str] = (), also: Sequence[str] = (),
+               docker: Docker | None = None, out: TextIO = sys.stdout) -> BuildResult:
+    """Stitch already pushed per-group refs of ``tag`` (CI fan-out: one job per group, then this); with
+    ``docker``, copy what was stitched to the mirrors."""
     variables = bake_variables(config, tag)
     names = bakefile.select_targets(config, (), images)
     infos = bakefile.target_infos(config, names)
     result = BuildResult(variables[VAR_TAG])
     _record(result, stitch.stitch_images(config, _images(infos), result.tag, variables[VAR_REGISTRY], {}, also))
     write_results(config, result)
+    if docker is not None and result.images and config.mirrors:
+        mirror.copy_to_mirrors(config, docker, result.images, out)
     return result
 
 

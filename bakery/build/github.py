@@ -26,6 +26,7 @@ def _published(result: BuildResult) -> list[str]:
     for info in result.images.values():
         repo = str(info["ref"]).rsplit(":", 1)[0]
         refs += [f"{repo}:{t}" for t in info.get("tags") or [str(info["ref"]).rsplit(":", 1)[1]]]
+        refs += [str(r) for r in info.get("mirrored") or []]
     return refs
 
 

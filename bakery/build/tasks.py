@@ -146,7 +146,8 @@ def stitch(c: Context, tag: str, image: list[str] | None = None, config: str | N
         print(f"note: only {tag}: {exc}", file=sys.stderr)
         plan = None
     also = plan.tags.tags[1:] if plan is not None and plan.tags.main == tag else ()
-    result = build_mod.stitch_tag(cfg, tag, tuple(image or ()), also)
+    docker = docker_from(c, cfg) if cfg.mirrors else None
+    result = build_mod.stitch_tag(cfg, tag, tuple(image or ()), also, docker, sys.stderr if json_ else sys.stdout)
     _show(result, json_)
     github.append(os.environ, result, "bakery stitch")
     if result.notes:

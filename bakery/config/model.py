@@ -134,6 +134,7 @@ class Config:
     default_builder: str = IMPLICIT_BUILDER
     fanout: int | None = None            # builders building at once (None: all of them)
     skip: bool = True                    # build --push reuses the result of a target whose inputs did not change
+    mirrors: tuple[str, ...] = ()        # `registry:` after the first: each gets a copy of every published index
     raw: Mapping[str, Any] = field(default_factory=dict)   # the merged document, for later sections
     lines: KeyLines = field(default_factory=lambda: KeyLines(), compare=False, repr=False)
 

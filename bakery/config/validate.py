@@ -339,12 +339,7 @@ def validate(data: Any, root: Path, source: str, lines: KeyLines | None = None) 
     if not isinstance(data, Mapping):
         raise ConfigError(source, "", f"expected a mapping at the top level, got {type(data).__name__}")
     v.mapping(data, "", TOP_KEYS)
-    registry = v.string(data.get("registry"), "registry", required=True) or ""
-    if registry:
-        try:
-            check_name_prefix(registry)
-        except InvalidReference as exc:
-            v.err("registry", str(exc))
+    registry, mirrors = _registries(v, data.get("registry"))
     groups = v.platform_groups(data.get("platform_groups"))
     images: dict[str, Image] = {}
     img_data = v.mapping(data.get("images"), "images")
@@ -394,8 +389,30 @@ def validate(data: Any, root: Path, source: str, lines: KeyLines | None = None) 
     return Config(root=root, source=source, registry=registry, platform_groups=groups, images=images, cache=cache,
                   tag=tag, intermediate_tag=inter, bake_dir=bake_dir, formats=formats, provenance=provenance,
                   labels=labels, builders=builders, default_builder=default_builder, fanout=fanout, raw=dict(data),
-                  skip=skip is not False,
+                  skip=skip is not False, mirrors=mirrors,
                   lines=v.lines)
+
+
+def _registries(v: Validator, value: Any) -> tuple[str, tuple[str, ...]]:
+    """``registry``: one name prefix, or a list of them: the first is where builds push (and the cache lives), the
+    others get a copy of every published index (the mirrors)."""
+    if isinstance(value, list):
+        names = v.string_list(value, "registry")
+        if not names and not v.errors:
+            v.err("registry", "an empty list: name at least one registry")
+        keys = [f"registry[{i}]" for i in range(len(names))]
+    else:
+        names = [v.string(value, "registry", required=True) or ""]
+        keys = ["registry"]
+    for key, name in zip(keys, names):
+        if name:
+            try:
+                check_name_prefix(name)
+            except InvalidReference as exc:
+                v.err(key, str(exc))
+    if len(set(names)) != len(names):
+        v.err("registry", "a registry is listed twice")
+    return (names[0] if names else ""), tuple(names[1:])
 
 
 def _check_target_names(v: Validator, images: Mapping[str, Image]) -> None:

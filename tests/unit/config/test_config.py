@@ -116,6 +116,22 @@ def test_registry_must_follow_the_reference_grammar(tmp_path: Path, registry: st
     assert msg.startswith("bakery.yaml:1: registry: ") and why in msg
 
 
+def test_a_registry_list_is_the_first_registry_and_its_mirrors(tmp_path: Path) -> None:
+    cfg = load(project(tmp_path, GOOD.replace("registry: 127.0.0.1:5000/acme",
+                                              "registry: [127.0.0.1:5000/acme, ghcr.io/acme, docker.io/acme]")))
+    assert (cfg.registry, cfg.mirrors) == ("127.0.0.1:5000/acme", ("ghcr.io/acme", "docker.io/acme"))
+
+
+@pytest.mark.parametrize("registries, message", [
+    ("[127.0.0.1:5000/acme, ghcr.io/Acme]", "registry[1]: "),
+    ("[127.0.0.1:5000/acme, 127.0.0.1:5000/acme]", "a registry is listed twice"),
+    ("[]", "an empty list"),
+])
+def test_each_registry_of_a_list_is_checked(tmp_path: Path, registries: str, message: str) -> None:
+    msgs = errors_of(tmp_path, GOOD.replace("registry: 127.0.0.1:5000/acme", f"registry: {registries}"))
+    assert any(message in m for m in msgs), msgs
+
+
 def test_image_name_must_be_a_repository_component(tmp_path: Path) -> None:
     [msg] = errors_of(tmp_path, GOOD.replace("  api: {", "  API: {"))
     assert "images.API: image name 'API' must be lowercase" in msg
