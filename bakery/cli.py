@@ -33,7 +33,7 @@ from invoke import Context, Exit
 
 from bakery.config import CONFIG_FILE, Config, load
 from bakery.docker import Docker
-from bakery.errors import BakeryError, Terminated
+from bakery.errors import BakeryError, ConfigError, ConfigErrors, Terminated
 from bakery.process import Runner
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -88,6 +88,9 @@ def errors_to_exit(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except BakeryError as exc:
+            if os.environ.get("GITHUB_ACTIONS") == "true":
+                for line in github_annotations(exc):
+                    print(line, flush=True)
             raise Exit(f"bakery: {exc}".replace("\n", "\nbakery: "), code=exc.exit_code) from None
         except KeyboardInterrupt as exc:
             term = isinstance(exc, Terminated)
@@ -98,6 +101,27 @@ def errors_to_exit(fn: F) -> F:
             if main:
                 signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
     return wrapper  # type: ignore[return-value]
+
+
+def github_annotations(exc: BakeryError) -> list[str]:
+    """GitHub Actions' ``::error file=F,line=N::message`` for each config problem (the file and line it names), so
+    the pull request shows it on the line; ``::error::message`` for any other error."""
+    def data(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    def prop(text: str) -> str:
+        return data(text).replace(":", "%3A").replace(",", "%2C")
+
+    problems = exc.errors if isinstance(exc, ConfigErrors) else [exc] if isinstance(exc, ConfigError) else []
+    if not problems:
+        return [f"::error title=bakery::{data(str(exc))}"]
+    out = []
+    for problem in problems:
+        path, _, line = problem.source.rpartition(":")
+        where = f"file={prop(path)},line={line}" if path and line.isdigit() else f"file={prop(problem.source)}"
+        what = f"{problem.key}: {problem.message}" if problem.key else problem.message
+        out.append(f"::error {where},title=bakery.yaml::{data(what)}")
+    return out
 
 
 def _plain(value: Any) -> Any:
