@@ -29,7 +29,8 @@ from bakery.build.generate import JSON_FILE, evaluated_targets, generate
 from bakery.build.overrides import Overrides, overrides
 from bakery.docker import Docker, docker_for
 from bakery.errors import BakeryError, RegistryError
-from bakery.oci.registry import registry_for
+from bakery.oci.index import is_attestation, platform_string
+from bakery.oci.registry import Registry, registry_for
 from bakery.oci.reference import InvalidReference, check_name_prefix, check_tag, split_domain
 from bakery.config.variables import bake_variables
 from bakery.build import mirror, stitch
@@ -135,6 +136,7 @@ class _Run:
     skip: skip_mod.Decision = field(default_factory=skip_mod.Decision)
     where: dict[str, skip_mod.Where] = field(default_factory=dict)
     inputs: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, dict[str, Any]] = field(default_factory=dict)   # target -> seconds, steps, cached
 
 
 Preflight = Callable[[Sequence[TargetInfo]], None]
@@ -175,6 +177,7 @@ def build(config: Config, docker: Docker, request: BuildRequest, out: TextIO = s
     _record_targets(config, run, meta, result)
     if request.push:
         _reuse_and_record(config, run, meta, result, out)
+        _record_sizes(config, run, result)
     if request.push and request.stitch:
         built = {name: t["digest"] for name, t in result.targets.items()}
         _record(result, stitch.stitch_images(config, _images(run.infos), result.tag, run.variables[VAR_REGISTRY],
@@ -270,7 +273,7 @@ def _bake(config: Config, docker: Docker, request: BuildRequest, run: _Run,
                                  cache_export=request.cache_export, sets=run.overrides.sets,
                                  provenance=run.overrides.provenance, sbom=run.overrides.sbom)
     try:
-        return fanout.run_jobs(docker, jobs, options, explain_failure, config.fanout)
+        return fanout.run_jobs(docker, jobs, options, explain_failure, config.fanout, run.stats)
     finally:
         run_overlay.unlink(missing_ok=True)
 
@@ -305,10 +308,41 @@ def _record_targets(config: Config, run: _Run, meta: Mapping[str, Any], result: 
             "ref": f"{run.variables[VAR_REGISTRY]}/{config.images[info.image].repository}:"
                    f"{bakefile.intermediate_tag(config, info.group, run.variables[VAR_TAG])}",
         }
+        result.targets[info.name].update(run.stats.get(info.name, {}))
         if info.name in run.inputs and run.inputs[info.name].digest:
             result.targets[info.name]["inputs"] = run.inputs[info.name].digest
         if unchanged:
             result.targets[info.name]["unchanged_since"] = unchanged.since
+
+
+def _record_sizes(config: Config, run: _Run, result: BuildResult) -> None:
+    """Phase (``--push``): each pushed target's compressed size per platform (config and layers, as the registry
+    stores them), in its record as ``sizes``; a lookup that fails leaves it out (never fails the build)."""
+    registry, prefix = registry_for(run.variables[VAR_REGISTRY])
+    for name, record in result.targets.items():
+        if not record.get("digest"):
+            continue
+        repo = config.images[record["image"]].repository
+        try:
+            record["sizes"] = platform_sizes(registry, f"{prefix}/{repo}" if prefix else repo, record["digest"])
+        except RegistryError:
+            continue
+
+
+def platform_sizes(registry: Registry, repo: str, digest: str) -> dict[str, int]:
+    """{platform: bytes of its config and layers} of the index (or single image) at ``digest``."""
+    found = registry.get_manifest(repo, digest)
+    if not found.is_index:
+        body = found.json
+        return {"": int(body["config"]["size"]) + sum(int(layer["size"]) for layer in body.get("layers") or [])}
+    sizes = {}
+    for entry in found.json.get("manifests") or []:
+        if is_attestation(entry):
+            continue
+        image = registry.get_manifest(repo, entry["digest"]).json
+        sizes[platform_string(entry.get("platform") or {})] = (
+            int(image["config"]["size"]) + sum(int(layer["size"]) for layer in image.get("layers") or []))
+    return sizes
 
 
 def _reuse_and_record(config: Config, run: _Run, meta: Mapping[str, Any], result: BuildResult,

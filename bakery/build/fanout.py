@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 
 from bakery.build.bakefile import TargetInfo
 from bakery.config.model import Builder, Config
+from bakery.build.steps import StepCount
 from bakery.docker import Docker, describe, docker_for
 from bakery.errors import BakeryError
 
@@ -103,10 +105,12 @@ class _Run:
 
 
 def run_jobs(base: Docker, jobs: Sequence[Job], options: BakeOptions, explain: Any,
-             fanout: int | None = None) -> dict[str, Any]:
+             fanout: int | None = None, stats: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Run every job; return the merged metadata (target -> exporter response) or raise naming the builder.
 
-    ``explain(tail_lines, targets)`` turns a failed bake's output into a message.
+    ``explain(tail_lines, targets)`` turns a failed bake's output into a message. ``stats``, when given, gets per
+    target the wall time of the bake that built it (``seconds``) and its Dockerfile steps and cache hits
+    (``steps``, ``cached``: plain progress only).
     """
     state = _Run()
     single = len(jobs) == 1
@@ -121,17 +125,24 @@ def run_jobs(base: Docker, jobs: Sequence[Job], options: BakeOptions, explain: A
                                 progress=options.progress, allow=options.allow, cache_export=options.cache_export,
                                 sets=options.sets, provenance=options.provenance, sbom=options.sbom)
         label = job.label
+        started = time.monotonic()
         for attempt in (1, 2):
+            counted = StepCount()
             code, tail = docker.runner.stream(
                 argv, env={**(docker.env or {}), **options.variables}, cwd=options.cwd,
                 capture=options.progress not in ("tty", "auto") or not single,
-                prefix="" if single else f"[{label}] ", on_start=lambda p: _started(state, p))
+                prefix="" if single else f"[{label}] ", on_start=lambda p: _started(state, p),
+                on_line=counted.feed if options.progress == "plain" else None)
             if code == 0 or state.cancelled or attempt == 2 or not transient(tail):
                 break
             # registry 2.8 answers 5xx now and then while a tag is being written (a HEAD reads a half-written
             # link); the build itself is cached by now, so running the bake once more only redoes the push
             print(f"bakery: {describe(job.builder)}: the registry answered {transient(tail)}; running the bake "
                   "once more", file=docker.runner.out, flush=True)
+        if stats is not None and code == 0:
+            with state.lock:
+                for t in job.targets:
+                    stats[t.name] = {"seconds": round(time.monotonic() - started, 3), **(counted.of(t.name, len(job.targets) == 1) or {})}
         if code != 0 and not state.cancelled:
             named = len(builders_in_order) > 1 or not job.builder.implicit
             message = f"{describe(job.builder)}: " * named + explain(tail, list(job.targets))

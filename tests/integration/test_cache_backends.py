@@ -31,6 +31,9 @@ def test_a_registry_cache_with_image_manifest_is_pushed_as_an_oci_image(bakery_c
     root = project(tmp_path, prefix, {"type": "registry",
                                       "options": {"image-manifest": True, "oci-mediatypes": True}})
     bakery_cli(root, "build", "--push", "--tag", "t")
+    record = json.loads((root / "bake" / "results.json").read_text())["targets"]["app-amd64"]
+    assert record["steps"] == 2 and 0 <= record["cached"] <= 2 and record["seconds"] > 0   # FROM and RUN
+    assert record["sizes"]["linux/amd64"] > 100_000                                       # busybox and a layer
     host, name = prefix.split("/", 1)
     cache = Registry(host, insecure=True).get_manifest(f"{name}/app", "cache-amd64-main")
     assert cache.media_type == "application/vnd.oci.image.manifest.v1+json"
