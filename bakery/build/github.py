@@ -3,8 +3,8 @@
 
 Outputs: ``metadata`` (bake/results.json as one JSON line, as bake-action's ``metadata``), ``version`` (the main
 tag), ``tags`` (every published ``registry/repository:tag``, one per line, as metadata-action's ``tags``),
-``digest`` (``image=sha256:...`` per line) and ``<image>-digest`` per image. The summary is a Markdown table: image,
-platforms, digest, tags. :func:`outputs_text` and :func:`summary_text` are pure; :func:`append` writes both.
+``digest`` (``image=sha256:...`` per line) and ``<image>-digest`` per image. The summary is Markdown: a table of
+images (platforms, digest, tags) and one of targets (seconds, cache hits, compressed size per platform). :func:`outputs_text` and :func:`summary_text` are pure; :func:`append` writes both.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 
+from bakery import humanize
 from bakery.build.build import BuildResult
 from bakery.errors import BakeryError
 
@@ -58,6 +59,15 @@ def summary_text(result: BuildResult, title: str = "bakery build") -> str:
             lines.append(f"| {name} | {', '.join(info.get('platforms') or [])} | `{info['digest']}` | {tags} |")
     else:
         lines.append(f"{len(result.targets)} target(s) built, nothing stitched (not pushed, or --no-stitch).")
+    if result.targets:
+        lines += ["", "| target | platforms | seconds | cache hits | compressed size |", "|---|---|---|---|---|"]
+        for name, t in sorted(result.targets.items()):
+            hits = f"{t['cached']}/{t['steps']} steps" if "steps" in t else "-"
+            if t.get("unchanged_since"):
+                hits = f"unchanged since {t['unchanged_since']}"
+            sizes = ", ".join(f"{p or 'image'}: {humanize.human_bytes(n)}" for p, n in sorted((t.get("sizes") or {}).items()))
+            lines.append(f"| {name} | {', '.join(t.get('platforms') or [])} | {t.get('seconds', '-')} | {hits} | "
+                         f"{sizes or '-'} |")
     lines += [f"- note: {n}" for n in result.notes]
     return "\n".join(lines) + "\n"
 

@@ -12,7 +12,9 @@ DIGEST = "sha256:" + "a" * 64
 
 
 def result() -> BuildResult:
-    return BuildResult("main", targets={"api-amd64": {"digest": "sha256:" + "b" * 64, "platforms": ["linux/amd64"]}},
+    return BuildResult("main", targets={"api-amd64": {"digest": "sha256:" + "b" * 64, "platforms": ["linux/amd64"],
+                                                      "seconds": 12.5, "steps": 4, "cached": 3,
+                                                      "sizes": {"linux/amd64": 1070235}}},
                        images={"api": {"ref": "ghcr.io/acme/api:main", "digest": DIGEST,
                                        "platforms": ["linux/amd64", "linux/arm64"], "tags": ["main", "sha-860c190"]}})
 
@@ -40,6 +42,7 @@ def test_outputs_name_every_published_tag_and_digest_and_carry_the_metadata() ->
 def test_the_summary_is_a_table_of_images() -> None:
     text = summary_text(result())
     assert "| api | linux/amd64, linux/arm64 | `" + DIGEST + "` | `main`, `sha-860c190` |" in text
+    assert "| api-amd64 | linux/amd64 | 12.5 | 3/4 steps | linux/amd64: 1.1 MB |" in text
 
 
 def test_outside_github_actions_nothing_is_written(tmp_path: Path) -> None:
