@@ -24,14 +24,16 @@ import signal
 import threading
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import invoke
+import yaml
 from invoke import Context, Exit
 
 from bakery.config import CONFIG_FILE, Config, load
+from bakery.config.load import deep_merge
 from bakery.docker import Docker
 from bakery.errors import BakeryError, ConfigError, ConfigErrors, Terminated
 from bakery.process import Runner
@@ -158,7 +160,7 @@ def config_from(c: Context, path: str | None = None, *, verbose: bool = False) -
     s = _settings(c)
     chosen = path or s.get("config")
     cfg_path = Path(chosen) if chosen else find_config(Path.cwd())
-    overrides: dict[str, Any] = dict(s.get("overrides") or {})
+    overrides: dict[str, Any] = deep_merge(dict(s.get("overrides") or {}), env_overrides(os.environ))
     if s.get("registry"):
         overrides["registry"] = s["registry"]
     if s.get("tag"):
@@ -167,6 +169,28 @@ def config_from(c: Context, path: str | None = None, *, verbose: bool = False) -
         overrides["cache"] = {**overrides.get("cache", {}), "scope": s["cache_scope"]}
     evaluator = Docker(Runner(), binary=s.get("docker") or "docker")
     return load(cfg_path, overrides, evaluator, out=sys.stderr, verbose=verbose)
+
+
+OVERRIDE_VARIABLES = ("INVOKE_BAKERY_OVERRIDES", "BAKERY_OVERRIDES")
+
+
+def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    """``bakery.overrides`` from the environment (Invoke cannot set a mapping from one): a YAML or JSON mapping in
+    ``INVOKE_BAKERY_OVERRIDES``, then ``BAKERY_OVERRIDES`` on top, e.g. ``BAKERY_OVERRIDES='{cache: {type: gha}}'``;
+    validated with the file like every override."""
+    merged: dict[str, Any] = {}
+    for name in OVERRIDE_VARIABLES:
+        text = env.get(name, "").strip()
+        if not text:
+            continue
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise BakeryError(f"{name}: not YAML or JSON ({str(exc).splitlines()[0]})") from None
+        if not isinstance(value, dict):
+            raise BakeryError(f"{name}: expected a mapping such as '{{cache: {{type: local}}}}', got {text[:80]!r}")
+        merged = deep_merge(merged, value)
+    return merged
 
 
 def docker_from(c: Context, config: Config | None, *, verbose: bool = False, dry_run: bool = False) -> Docker:

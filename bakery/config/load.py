@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bakery.config.bake_import import Evaluator, Imported, import_images, parse_spec, report
+from bakery.config.interpolate import interpolate
 from bakery.config.lines import read_yaml
 from bakery.config.model import RESERVED_GROUPS, Config, target_name
 from bakery.config.validate import validate
@@ -39,6 +40,7 @@ def load(path: Path, overrides: Mapping[str, Any] | None = None, evaluator: Eval
     data, lines = read_yaml(path, source)
     if data is None:
         data = {}
+    data = interpolate(data, os.environ if env is None else env, source, lines)
     if overrides:
         if not isinstance(data, Mapping):
             raise ConfigError(source, "", f"expected a mapping at the top level, got {type(data).__name__}")
