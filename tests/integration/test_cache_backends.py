@@ -5,7 +5,9 @@ built and pushed for real; gha, s3 and azblob (which cannot run here) generated 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,3 +69,18 @@ def test_a_bad_cache_option_is_one_line_naming_the_key(bakery_cli: Cli, tmp_path
     failed = bakery_cli(root, "generate", check=False)
     assert failed.returncode != 0 and "Traceback" not in failed.stderr and message in failed.stderr
     assert not (root / "bake" / "docker-bake.json").exists()
+
+
+def test_outside_ci_a_build_reads_the_shared_scope_and_writes_its_own(bakery_cli: Cli, tmp_path: Path,
+                                                                       prefix: str) -> None:
+    root = project(tmp_path, prefix, {"type": "registry"})
+    bakery_cli(root, "build", "--push", "--tag", "ci")                  # CI: writes the shared scope, main
+    local = {k: v for k, v in os.environ.items() if k not in ("CI", "GITHUB_ACTIONS", "GITLAB_CI")}
+    proc = subprocess.run([sys.executable, "-m", "bakery", "build", "--push", "--tag", "mine", "--no-skip", "-v"],
+                          cwd=root, capture_output=True, text=True, env={**local, "USER": "dev"}, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "BAKERY_CACHE_SCOPE=local-dev" in proc.stderr
+    host, name = prefix.split("/", 1)
+    tags = Registry(host, insecure=True).tags(f"{name}/app")
+    assert {"cache-amd64-main", "cache-amd64-local-dev"} <= set(tags)
+    assert "importing cache manifest from " + f"{prefix}/app:cache-amd64-main" in proc.stderr   # read the shared one
