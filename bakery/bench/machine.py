@@ -19,8 +19,8 @@ from bakery.bench.scenarios import BenchError, BenchRequest, Observer, Touch
 from bakery.config.model import Config
 from bakery.docker import Docker, docker_for
 from bakery.errors import BakeryError, RegistryError
-from bakery.manifest import drafts as manifest
 from bakery.oci.reference import InvalidReference, parse_reference
+from bakery.oci.untag import untag as untag_shared
 from bakery.oci.registry import Registry
 
 __all__ = ["STATE_FILE", "Machine", "State", "untag"]
@@ -31,10 +31,10 @@ TOUCH_BACKUP = ".bench-touch-backup"
 
 def untag(client: Registry, repository: str, tag: str) -> bool:
     """Remove one of bench's registry tags without touching other tags on its digest; False if it was not there
-    (the shared placeholder way of :func:`bakery.manifest.drafts.untag`: registry 2.8 cannot delete a tag)."""
+    (the shared placeholder way of :func:`bakery.oci.untag.untag`: registry 2.8 cannot delete a tag)."""
     if client.head_manifest(repository, tag) is None:
         return False
-    manifest.untag(client, repository, tag)
+    untag_shared(client, repository, tag)
     return True
 
 

@@ -59,7 +59,6 @@ __all__ = [
     "Execution",
     "Outcome",
     "RepoPlan",
-    "Target",
     "delete_digests",
     "delete_journal",
     "execute",

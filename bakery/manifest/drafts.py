@@ -27,9 +27,6 @@ from bakery.errors import BakeryError
 from bakery.oci.reference import InvalidReference, Reference, parse_reference
 from bakery.oci.registry import MANIFEST_TYPES, OCI_INDEX, Manifest, Registry
 from bakery.oci.index import index_entries, is_attestation, make_index, platform_of_config, platform_string, read_config
-# moved to bakery.oci.untag; re-imported for callers in other wings (release, bench, manifest tests) that still
-# import them from here
-from bakery.oci.untag import untag as untag, untag_manifest as untag_manifest  # noqa: F401
 
 ATTESTATION_MODES: tuple[str, ...] = ("keep", "drop")
 REFERENCE_DIGEST = "vnd.docker.reference.digest"

@@ -114,7 +114,7 @@ def publish_all(plan: ReleasePlan, work: Iterable[ImageWork], plans: Sequence[In
 
 
 def untag_intermediate(plan: ReleasePlan, work: Iterable[ImageWork], out: TextIO) -> None:
-    """Remove this version's per-group refs the safe way (:func:`bakery.manifest.drafts.untag`)."""
+    """Remove this version's per-group refs the safe way (:func:`bakery.oci.untag.untag`)."""
     for w in work:
         for g in plan.config.images[w.name].platform_groups:
             ref = plan.group_ref(g)

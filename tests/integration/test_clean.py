@@ -24,6 +24,7 @@ from tests.integration.faultproxy import Fault, FaultProxy
 from tests.integration.seed import MultiArch, Pushed, Seeder, digest_at, exists, private_registry, tags_of
 
 from bakery.clean import execute as clean  # noqa: E402
+from bakery.clean.policy import Target  # noqa: E402
 from bakery.errors import BakeryError, RegistryError  # noqa: E402
 from bakery.oci.registry import Registry  # noqa: E402
 from bakery.clean.retention import DELETE_DIGEST, RETAG_THEN_DELETE, Policy, Rule  # noqa: E402
@@ -68,7 +69,7 @@ def run(registry: Registry, repo: str, host: str) -> Run:
     """Plan and execute through the Python API, as the task does."""
     def go(policy: Policy, *, client: Registry | None = None, workers: int = 4) -> tuple[clean.RepoPlan, clean.Outcome]:
         reg = client or registry
-        target = clean.Target("app", f"{host}/{repo}", repo)
+        target = Target("app", f"{host}/{repo}", repo)
         repo_plan = clean.plan_target(reg, target, policy, datetime.now(UTC), workers=workers)
         return repo_plan, clean.execute(reg, repo_plan, workers=workers)
     return go
@@ -221,7 +222,7 @@ def test_a_dangling_tag_left_by_a_half_way_delete_is_removed(bakery_cli: Callabl
 
 def plan_removing_every_pr_tag(registry: Registry, host: str, repo: str) -> clean.RepoPlan:
     """The plan of a policy that removes every ``pr-*`` tag (made now, executed later by the test)."""
-    target = clean.Target("app", f"{host}/{repo}", repo)
+    target = Target("app", f"{host}/{repo}", repo)
     return clean.plan_target(registry, target, Policy((Rule("pr-.*", keep_last=0),)), datetime.now(UTC))
 
 
@@ -288,7 +289,7 @@ def test_a_faulty_registry_stops_the_run_cleanly_and_a_re_run_finishes_without_l
     ]
     with FaultProxy(host, faults) as proxy:
         client = Registry(proxy.host, insecure=True, retries=2, backoff=0.01, timeout=0.5)
-        target = clean.Target("app", f"{proxy.host}/{repo}", repo)
+        target = Target("app", f"{proxy.host}/{repo}", repo)
 
         def attempt() -> clean.Outcome:
             plan = clean.plan_target(client, target, policy, datetime.now(UTC), workers=4)
@@ -324,13 +325,13 @@ def test_a_run_that_stopped_leaves_a_journal_the_next_run_finishes(
     children = "|".join(c.digest for c in gone.children)
     with FaultProxy(host, [Fault("500", method="DELETE", path=children)]) as proxy:
         client = Registry(proxy.host, insecure=True, retries=0, backoff=0.01, timeout=5)
-        target = clean.Target("app", f"{proxy.host}/{repo}", repo)
+        target = Target("app", f"{proxy.host}/{repo}", repo)
         first = clean.execute(client, clean.plan_target(client, target, policy, datetime.now(UTC)))
     assert not first.complete and first.journal
     assert not exists(host, repo, gone.index.digest)
     assert all(exists(host, repo, c.digest) for c in gone.children)
     assert tags_of(host, repo) == sorted(["v1", *first.journal])
-    target = clean.Target("app", f"{host}/{repo}", repo)
+    target = Target("app", f"{host}/{repo}", repo)
     second_plan = clean.plan_target(registry, target, policy, datetime.now(UTC))
     assert {a.tag for a in second_plan.plan.remove_tags} == set(first.journal)
     assert {a.digest for a in second_plan.plan.delete_digests} >= {c.digest for c in gone.children}
@@ -626,7 +627,7 @@ def race(host: str, repo: str, publish: Callable[[Seeder, list[MultiArch]], dict
         client = Racing(host, insecure=True)
         seed = Seeder(client, name)
         removed = pr_repo(seed)
-        target = clean.Target("app", f"{host}/{name}", name)
+        target = Target("app", f"{host}/{name}", name)
         repo_plan = clean.plan_target(client, target, Policy((Rule("pr-.*", keep_last=0),)), datetime.now(UTC))
         started, published = threading.Event(), {}
         planned = {a.digest for a in repo_plan.plan.delete_digests}
@@ -777,7 +778,7 @@ def test_a_real_build_and_stitches_of_identical_sources_racing_clean_resolve_ful
     root = project(tmp_path, prefix)
     bakery_cli(root, "build", "--push", "--tag", "pr-0")
     client = Racing(host, insecure=True)
-    target = clean.Target("app", f"{host}/{repo}", repo)
+    target = Target("app", f"{host}/{repo}", repo)
     policy = Policy((Rule("pr-.*", keep_last=0),))
     restored = 0
     for rep in range(10):

@@ -12,6 +12,7 @@ from bakery.manifest import drafts as m
 from bakery.errors import BakeryError
 from bakery.oci.reference import parse_reference
 from bakery.oci.registry import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Manifest, digest_of
+from bakery.oci.untag import untag_manifest
 
 IMG_TYPE = "application/vnd.oci.image.manifest.v1+json"
 
@@ -171,15 +172,15 @@ def test_layer_bytes_is_the_sum_of_the_layer_sizes() -> None:
 
 # --------------------------------------------------------------------------- untag placeholder
 def test_untag_placeholder_is_unique_per_repository_tag_and_previous_digest() -> None:
-    one = m.untag_manifest("acme/api", "1.4.2-amd64", d("a"))
-    assert one == m.untag_manifest("acme/api", "1.4.2-amd64", d("a"))       # deterministic
-    others = {m.untag_manifest("acme/api", "1.4.2-arm", d("a")), m.untag_manifest("acme/web", "1.4.2-amd64", d("a")),
-              m.untag_manifest("acme/api", "1.4.2-amd64", d("b"))}
+    one = untag_manifest("acme/api", "1.4.2-amd64", d("a"))
+    assert one == untag_manifest("acme/api", "1.4.2-amd64", d("a"))       # deterministic
+    others = {untag_manifest("acme/api", "1.4.2-arm", d("a")), untag_manifest("acme/web", "1.4.2-amd64", d("a")),
+              untag_manifest("acme/api", "1.4.2-amd64", d("b"))}
     assert one not in others and len(others) == 3
 
 
 def test_untag_placeholder_is_an_empty_oci_manifest_naming_the_tag() -> None:
-    doc = json.loads(m.untag_manifest("acme/api", "1.4.2-amd64", d("a")))
+    doc = json.loads(untag_manifest("acme/api", "1.4.2-amd64", d("a")))
     assert doc["mediaType"] == OCI_MANIFEST and doc["layers"] == []
     assert doc["config"] == {"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest_of(b"{}"), "size": 2}
     assert doc["annotations"]["dev.bakery.untag"] == "acme/api:1.4.2-amd64"
