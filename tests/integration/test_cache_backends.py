@@ -14,18 +14,14 @@ from pathlib import Path
 import pytest
 
 from bakery.oci.registry import Registry
+from tests.support.project import one_image
 
 pytestmark = pytest.mark.stack
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def project(root: Path, prefix: str, cache: dict[str, object]) -> Path:
-    (root / "app").mkdir(parents=True, exist_ok=True)
-    (root / "app" / "Dockerfile").write_text("FROM 127.0.0.1:5000/base/busybox:1.35\nRUN echo cached > /c\n")
-    doc = {"registry": prefix, "platform_groups": {"amd64": ["linux/amd64"]}, "images": {"app": {"context": "app"}},
-           "cache": cache}
-    (root / "bakery.yaml").write_text(json.dumps(doc))
-    return root
+    return one_image(root, prefix, "RUN echo cached > /c\n", cache=cache)
 
 
 def test_a_registry_cache_with_image_manifest_is_pushed_as_an_oci_image(bakery_cli: Cli, tmp_path: Path,

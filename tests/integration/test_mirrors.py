@@ -12,19 +12,15 @@ from pathlib import Path
 import pytest
 
 from tests.integration.seed import digest_at, free_port, private_registry
+from tests.support.project import one_image
 
 pytestmark = pytest.mark.stack
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def project(root: Path, registries: list[str]) -> Path:
-    (root / "app").mkdir(parents=True, exist_ok=True)
-    (root / "app" / "Dockerfile").write_text("FROM 127.0.0.1:5000/base/busybox:1.35\nCOPY stamp /stamp\n")
-    (root / "app" / "stamp").write_text(" ".join(registries) + "\n")
-    doc = {"registry": registries, "platform_groups": {"amd64": ["linux/amd64"], "arm": ["linux/arm64"]},
-           "images": {"app": {"context": "app"}}}
-    (root / "bakery.yaml").write_text(json.dumps(doc))
-    return root
+    return one_image(root, registries, stamp=" ".join(registries),
+                     groups={"amd64": ["linux/amd64"], "arm": ["linux/arm64"]})
 
 
 def test_every_index_is_copied_to_each_mirror_under_the_same_tag(bakery_cli: Cli, tmp_path: Path,

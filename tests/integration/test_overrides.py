@@ -3,7 +3,6 @@ input digest, and what bakery builds on cannot be overridden; ``--provenance``/`
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_tags import labels_of
+from tests.support.project import one_image
 
 pytestmark = pytest.mark.stack
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -18,13 +18,7 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture
 def root(tmp_path: Path, prefix: str) -> Path:
-    root = tmp_path / "repo"
-    (root / "app").mkdir(parents=True)
-    (root / "app" / "Dockerfile").write_text("FROM 127.0.0.1:5000/base/busybox:1.35\nARG X=unset\n"
-                                            "RUN echo \"$X\" > /x\nLABEL x=$X\n")
-    doc = {"registry": prefix, "platform_groups": {"amd64": ["linux/amd64"]}, "images": {"app": {"context": "app"}}}
-    (root / "bakery.yaml").write_text(json.dumps(doc))
-    return root
+    return one_image(tmp_path / "repo", prefix, 'ARG X=unset\nRUN echo "$X" > /x\nLABEL x=$X\n')
 
 
 def test_build_args_and_sets_reach_the_image_and_the_skip_sees_them(bakery_cli: Cli, root: Path,

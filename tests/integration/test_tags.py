@@ -13,6 +13,7 @@ import pytest
 
 from bakery.oci.registry import Registry
 from tests.integration.seed import digest_at, tags_of
+from tests.support.project import committed, git, one_image
 
 pytestmark = pytest.mark.stack
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -20,25 +21,10 @@ RULES = ["type=ref,event=branch", "type=ref,event=pr", "type=semver,pattern={{ve
          "type=semver,pattern={{major}}.{{minor}}", "type=sha", "type=raw,value=latest,enable={{is_default_branch}}"]
 
 
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(root), "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args],
-                          capture_output=True, text=True, check=True).stdout.strip()
-
-
 @pytest.fixture
 def repo_root(tmp_path: Path, prefix: str) -> Path:
     """A git repository with one image `app` (amd64) and the rules above."""
-    root = tmp_path / "repo"
-    (root / "app").mkdir(parents=True)
-    (root / "app" / "Dockerfile").write_text("FROM 127.0.0.1:5000/base/busybox:1.35\nCOPY stamp /stamp\n")
-    (root / "app" / "stamp").write_text(prefix + "\n")
-    doc = {"registry": prefix, "platform_groups": {"amd64": ["linux/amd64"]}, "images": {"app": {"context": "app"}},
-           "tags": {"rules": RULES}}
-    (root / "bakery.yaml").write_text(json.dumps(doc, indent=2))
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "init")
-    return root
+    return committed(one_image(tmp_path / "repo", prefix, tags={"rules": RULES}))
 
 
 def github(root: Path, event: str, ref: str, payload: dict[str, object]) -> dict[str, str]:

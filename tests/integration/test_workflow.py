@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import yaml
 
 from tests.integration.seed import tags_of
 from tests.support.paths import REPO
+from tests.support.project import committed, git, one_image
 
 pytestmark = pytest.mark.stack
 WORKFLOW = REPO / "docs" / "ci-workflow.example.yml"
@@ -39,28 +39,12 @@ def bakery_steps(job: str) -> list[str]:
     return [s["run"] for s in steps if str(s.get("run", "")).startswith("bakery ")]
 
 
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(root), "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args],
-                          capture_output=True, text=True, check=True).stdout.strip()
-
-
 @pytest.fixture
 def consumer(tmp_path: Path, prefix: str) -> Path:
     """A consumer repository: one image, the rules the workflow's header suggests, a git history."""
-    root = tmp_path / "consumer"
-    (root / "app").mkdir(parents=True)
-    (root / "app" / "Dockerfile").write_text("FROM 127.0.0.1:5000/base/busybox:1.35\nCOPY stamp /stamp\n"
-                                            'CMD ["sh", "-c", "test -f /stamp"]\n')
-    (root / "app" / "stamp").write_text(prefix + "\n")
-    doc = {"registry": "ghcr.io/acme", "platform_groups": {"amd64": ["linux/amd64"]},
-           "images": {"app": {"context": "app"}},
-           "tags": {"rules": ["type=schedule", "type=ref,event=branch", "type=ref,event=pr", "type=sha"]}}
-    (root / "bakery.yaml").write_text(json.dumps(doc, indent=2))
-    (root / ".gitignore").write_text("bake/\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "init")
-    return root
+    rules = ["type=schedule", "type=ref,event=branch", "type=ref,event=pr", "type=sha"]
+    return committed(one_image(tmp_path / "consumer", "ghcr.io/acme", 'COPY stamp /stamp\nCMD ["sh", "-c", "test -f /stamp"]\n',
+                               stamp=prefix, tags={"rules": rules}))
 
 
 def run_job(root: Path, prefix: str, job: str, event: str, ref: str, payload: dict[str, Any]) -> dict[str, Any]:
