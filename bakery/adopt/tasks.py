@@ -7,11 +7,10 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Context
 
-from bakery.adopt.derive import same_files, section, spec_for, write_into
-from bakery.adopt.init import Draft, bake_files, dockerfiles, from_dockerfiles, image_name, render
 from bakery.adopt.schema import SCHEMA_FILE, schema_text
 from bakery.atomic import write_file
 from bakery.cli import _settings, errors_to_exit, find_config, has_config, task
@@ -22,6 +21,9 @@ from bakery.config.load import check_names, load
 from bakery.docker import Docker
 from bakery.errors import BakeryError
 from bakery.process import Runner
+
+if TYPE_CHECKING:
+    from bakery.adopt.init import Draft
 
 
 def _split(text: str) -> list[str]:
@@ -39,6 +41,7 @@ def _split(text: str) -> list[str]:
 def import_(c: Context, files: str, targets: str = "", groups: str = "", write: bool = False,
             verbose: bool = False, config: str | None = None) -> None:
     """Print the images: section bakery derives from bake or compose files (YAML for bakery.yaml)."""
+    from bakery.adopt.derive import same_files, section, spec_for, write_into   # only this task needs it
     chosen = config or _settings(c).get("config")
     try:
         cfg_path: Path | None = Path(chosen) if chosen else find_config(Path.cwd())
@@ -76,6 +79,7 @@ def import_(c: Context, files: str, targets: str = "", groups: str = "", write: 
 def init(c: Context, registry: str | None = None, platforms: str = "linux/amd64,linux/arm64", force: bool = False,
          verbose: bool = False) -> None:
     """Write a commented bakery.yaml from the Dockerfiles here (or from docker-bake.hcl / compose files)."""
+    from bakery.adopt.init import image_name, render
     root = Path.cwd().resolve()
     path = root / CONFIG_FILE
     if path.exists() and not force:
@@ -94,6 +98,7 @@ def init(c: Context, registry: str | None = None, platforms: str = "linux/amd64,
 
 def _draft(root: Path, registry: str, platforms: list[str], evaluator: Docker, verbose: bool) -> Draft:
     """The images: imported from the bake/compose files bake would read here, else from the Dockerfiles."""
+    from bakery.adopt.init import Draft, bake_files, dockerfiles, from_dockerfiles
     files = bake_files(root)
     if files:
         imported = import_images(ImportSpec(tuple(files), source="bakery init"), root, evaluator)

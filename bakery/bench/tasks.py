@@ -12,9 +12,7 @@ from typing import Any, TextIO
 
 from invoke import Context
 
-from bakery.bench import render, report as bench_report
 from bakery.atomic import write_files
-from bakery.bench.run import load_report, run_bench
 from bakery.bench.scenarios import SCENARIOS, BenchError, BenchRequest, Observer, PlannedRun
 from bakery.errors import BakeryError
 from bakery.bench.rawjson import Status
@@ -151,6 +149,9 @@ def bench(c: Context, image: list[str] | None = None, group: list[str] | None = 
           fail_on_regression: bool = False, out: str | None = None, seed: int | None = None,
           verbose: bool = False, config: str | None = None) -> None:
     """Benchmark builds per target and platform: cold, no-cache, registry-warm, incremental, local-warm."""
+    # the bench core is imported here, not at the top: every other task's start-up stays free of it
+    from bakery.bench import render, report as bench_report
+    from bakery.bench.run import load_report, run_bench
     cfg = config_from(c, config)
     if int(runs) < 1:
         raise BenchError(f"--runs must be at least 1, got {runs}")

@@ -22,7 +22,6 @@ from bakery.doctor.checks import preflight
 from bakery.config.model import Config
 from bakery.errors import BakeryError
 from bakery.process import Runner
-from bakery.tags import plan as tags_plan
 
 
 @task(help={"hcl": "also write bake/docker-bake.hcl", "config": "path of bakery.yaml",
@@ -100,6 +99,9 @@ def _show(result: build_mod.BuildResult, json_: bool) -> None:
 
 def _event_tagged(cfg: Config, request: build_mod.BuildRequest) -> build_mod.BuildRequest:
     """The request with the tags, labels and push decision of this CI event (``tags:``); as it was without."""
+    if "tags" not in cfg.raw:
+        return request
+    from bakery.tags import plan as tags_plan         # only a config with `tags:` pays for it
     plan = tags_plan.resolve(cfg, Runner())
     if plan is None:
         return request
@@ -140,6 +142,7 @@ def stitch(c: Context, tag: str, image: list[str] | None = None, config: str | N
     """Stitch pushed per-group refs of TAG into one index per image (after fanned-out CI jobs); when the `tags:`
     rules give this CI event TAG as its main tag (`bakery stitch "$(bakery tags --main)"`), their other tags too."""
     cfg = config_from(c, config)
+    from bakery.tags import plan as tags_plan
     try:
         plan = tags_plan.resolve(cfg, Runner())
     except BakeryError as exc:          # TAG is given: the rules only add tags, and cannot here
