@@ -1,6 +1,6 @@
 """The distribution a consumer installs: the wheel built from this tree goes into a clean venv (no system site
 packages, only the runtime dependencies from the index) and runs in a scratch repository without this
-repository's Makefile or tasks.py."""
+repository's Makefile or tasks.py: init, generate, build --push and release."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from bakery.version import __version__
+from tests.integration.seed import tags_of
 from tests.support.paths import REPO
+from tests.support.project import committed, git
 
 pytestmark = pytest.mark.stack
 WHEELS = Path("/tmp/bakery-test-wheels")      # the runtime dependencies' wheels, kept between runs
@@ -60,3 +62,11 @@ def test_the_wheel_installs_into_a_clean_venv_and_adopts_a_scratch_repo(tmp_path
     assert set(targets) == {"api-amd64", "worker-amd64"}
     site = _run(py, "-c", "import bakery; print(bakery.__file__)", cwd=repo).stdout
     assert str(venv) in site and str(REPO) not in site
+
+    # and it builds and releases there, from the installed package alone
+    assert "api: " in _run(exe, "build", "--push", "--tag", "t", cwd=repo).stdout
+    committed(repo)
+    git(repo, "tag", "v1.0.0")
+    _run(exe, "release", cwd=repo)
+    host, name = prefix.split("/", 1)
+    assert {"1.0.0", "1.0", "1", "latest"} <= set(tags_of(host, f"{name}/api"))
