@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 
 from invoke import Context
 
@@ -26,12 +28,13 @@ from bakery.doctor.checks import preflight
             "rebuild": "build and smoke-test again even if this commit's release of the version is published",
             "cache-scope": "cache ref scope, e.g. the branch (default: cache.scope, or BAKERY_CACHE_SCOPE)",
             "progress": "buildx progress: plain (default), tty, rawjson, quiet",
+            "json": "print the release report's document on stdout (everything else goes to stderr)",
             "config": "path of bakery.yaml"})
 @errors_to_exit
 def release(c: Context, group: list[str] | None = None, image: list[str] | None = None, dry_run: bool = False,
             verbose: bool = False, version: str | None = None, allow_dirty: bool = False, publish: bool = True,
             untag_intermediate: bool = False, rebuild: bool = False, cache_scope: str | None = None,
-            progress: str = "plain", config: str | None = None) -> None:
+            progress: str = "plain", config: str | None = None, json_: bool = False) -> None:
     """Publish a version: build all platform groups, smoke-test every platform, then tag one index per image."""
     cfg = config_from(c, config)
     docker = docker_from(c, cfg, verbose=verbose, dry_run=dry_run)
@@ -41,4 +44,6 @@ def release(c: Context, group: list[str] | None = None, image: list[str] | None 
     settings(cfg)                # a bad `release:` section fails before anything runs
     if not dry_run:
         preflight(cfg, docker, request.groups, request.images)
-    run_release(cfg, docker, request, token=str(os.getpid()))
+    report = run_release(cfg, docker, request, out=sys.stderr if json_ else sys.stdout, token=str(os.getpid()))
+    if json_:
+        print(json.dumps(report.to_dict(), indent=2, sort_keys=True))

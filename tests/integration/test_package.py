@@ -67,6 +67,7 @@ def test_the_wheel_installs_into_a_clean_venv_and_adopts_a_scratch_repo(tmp_path
     assert "api: " in _run(exe, "build", "--push", "--tag", "t", cwd=repo).stdout
     committed(repo)
     git(repo, "tag", "v1.0.0")
-    _run(exe, "release", cwd=repo)
+    report = json.loads(_run(exe, "release", "--json", cwd=repo).stdout)     # stdout: the report's document only
+    assert report["version"] == "1.0.0" and set(report["images"]) == {"api", "worker"}
     host, name = prefix.split("/", 1)
     assert {"1.0.0", "1.0", "1", "latest"} <= set(tags_of(host, f"{name}/api"))
