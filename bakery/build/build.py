@@ -58,6 +58,7 @@ class BuildRequest:
     build_args: tuple[str, ...] = () # --build-arg NAME=VALUE
     provenance: str | None = None    # --provenance / --sbom, as bake takes them
     sbom: str | None = None
+    log_groups: bool = False         # GitHub Actions: fold each bake's output in the log (::group::)
 
 
 @dataclass
@@ -271,7 +272,8 @@ def _bake(config: Config, docker: Docker, request: BuildRequest, run: _Run,
     options = fanout.BakeOptions(tuple(files), run.variables, config.root, push=request.push, load=request.load,
                                  no_cache=request.no_cache, progress=request.progress, allow=tuple(run.allow),
                                  cache_export=request.cache_export, sets=run.overrides.sets,
-                                 provenance=run.overrides.provenance, sbom=run.overrides.sbom)
+                                 provenance=run.overrides.provenance, sbom=run.overrides.sbom,
+                                 log_groups=request.log_groups)
     try:
         return fanout.run_jobs(docker, jobs, options, explain_failure, config.fanout, run.stats)
     finally:

@@ -54,6 +54,7 @@ class BakeOptions:
     allow: tuple[str, ...] = ()   # --allow grants the file needs (buildx >= 0.17)
     cache_export: bool = True     # False: read the cache, write none (no push rights)
     sets: tuple[str, ...] = ()    # --set overrides (build.overrides)
+    log_groups: bool = False      # GitHub Actions: fold each bake's output (::group::), when bakes run one at a time
     provenance: str | None = None
     sbom: str | None = None
 
@@ -115,6 +116,8 @@ def run_jobs(base: Docker, jobs: Sequence[Job], options: BakeOptions, explain: A
     state = _Run()
     single = len(jobs) == 1
     builders_in_order = list(dict.fromkeys(j.builder.name for j in jobs))
+    # one bake at a time (one builder, each running one bake at once): their outputs never interleave
+    sequential = len(builders_in_order) == 1 and (single or (jobs[0].builder.max_parallel or 1) == 1)
 
     def run(job: Job) -> None:
         if state.cancelled:
@@ -126,6 +129,9 @@ def run_jobs(base: Docker, jobs: Sequence[Job], options: BakeOptions, explain: A
                                 sets=options.sets, provenance=options.provenance, sbom=options.sbom)
         label = job.label
         started = time.monotonic()
+        fold = options.log_groups and sequential
+        if fold:
+            print(f"::group::bake {' '.join(t.name for t in job.targets)}", file=docker.runner.out, flush=True)
         for attempt in (1, 2):
             counted = StepCount()
             code, tail = docker.runner.stream(
@@ -139,6 +145,8 @@ def run_jobs(base: Docker, jobs: Sequence[Job], options: BakeOptions, explain: A
             # link); the build itself is cached by now, so running the bake once more only redoes the push
             print(f"bakery: {describe(job.builder)}: the registry answered {transient(tail)}; running the bake "
                   "once more", file=docker.runner.out, flush=True)
+        if fold:
+            print("::endgroup::", file=docker.runner.out, flush=True)
         if stats is not None and code == 0:
             with state.lock:
                 for t in job.targets:

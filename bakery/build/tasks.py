@@ -68,7 +68,7 @@ def build(c: Context, group: list[str] | None = None, image: list[str] | None = 
                                      cache_scope=cache_scope, push=push, load=load, no_cache=no_cache,
                                      progress=progress, stitch=not no_stitch, skip=not no_skip,
                                      sets=tuple(set_ or ()), build_args=tuple(build_arg or ()), provenance=provenance,
-                                     sbom=sbom)
+                                     sbom=sbom, log_groups=os.environ.get("GITHUB_ACTIONS") == "true")
     if tag is None:                                  # `tags:` rules, when bakery.yaml has them
         request = _event_tagged(cfg, request)
 

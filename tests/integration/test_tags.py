@@ -58,6 +58,7 @@ def test_a_push_to_the_default_branch_publishes_every_tag_its_rules_give_with_oc
     built = bakery_cli(repo_root, "build", "--push", env={**env, "GITHUB_OUTPUT": str(outputs),
                                                            "GITHUB_STEP_SUMMARY": str(summary)})
     assert "tags: main, latest, sha-" in built.stderr
+    assert "::group::bake app-amd64\n" in built.stderr and "::endgroup::" in built.stderr   # the log, folded
     repo = f"{name}/app"
     digests = {t: digest_at(host, repo, t) for t in listed}
     assert len(set(digests.values())) == 1 and None not in digests.values(), digests
