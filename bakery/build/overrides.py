@@ -1,7 +1,8 @@
 """buildx-style overrides of one build: ``--set PATTERN.KEY=VALUE`` (bake's syntax: ``api-*.args.X=1``,
 ``*.labels.team=core``, ``+=`` to append on buildx 0.20+), ``--build-arg NAME=VALUE`` (every target's
 ``args.NAME``), ``--provenance`` and ``--sbom`` (bake's own shorthands for ``attest``). Pure: checked and turned into
-what bake is given; one :class:`OverrideError` line names the bad value.
+what bake is given; one :class:`OverrideError` line names the bad value. ``--builder NAME`` puts every platform group
+on one existing buildx builder (:func:`one_builder`).
 
 Keys that would undo what bakery builds on are refused: ``tags`` and ``output`` (the per-group refs bakery stitches),
 ``platform`` (the platform groups), ``push`` (``--push``), ``context`` and ``dockerfile`` (the skip's inputs; change
@@ -10,16 +11,17 @@ bakery.yaml instead).
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bakery.capabilities import Capabilities
-from bakery.config.model import ARG_RE
+from bakery.config.model import ARG_RE, IMPLICIT_BUILDER, Builder, Config
 from bakery.errors import BakeryError
 
-__all__ = ["REFUSED", "OverrideError", "Overrides", "overrides"]
+__all__ = ["REFUSED", "OverrideError", "Overrides", "one_builder", "overrides"]
 
 REFUSED = {"tags": "bakery tags the per-group refs it stitches (use --tag or tags:)",
            "output": "bakery pushes or loads the per-group refs it stitches (use --push or --load)",
@@ -82,3 +84,12 @@ def _checked_set(text: str, targets: Sequence[str], caps: Capabilities) -> str:
         raise OverrideError(f"--set {text!r}: {pattern!r} matches none of the targets built "
                             f"({', '.join(targets) or 'none'})")
     return text
+
+
+def one_builder(config: Config, name: str, driver: str) -> Config:
+    """``--builder NAME`` (an existing buildx builder, as ``docker buildx bake --builder``): every platform group
+    builds on it, whatever ``builders:`` maps. A docker-driver builder is a docker context, selected as such."""
+    context = name if driver == "docker" and name != IMPLICIT_BUILDER else None
+    builder = Builder(name=name, driver=driver, context=context)
+    groups = {g: dataclasses.replace(pg, builder=None) for g, pg in config.platform_groups.items()}
+    return dataclasses.replace(config, builders={name: builder}, default_builder=name, platform_groups=groups)

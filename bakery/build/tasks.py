@@ -17,6 +17,7 @@ from bakery.build import github
 from bakery.build import generate as generate_mod
 from bakery.build import bakefile
 from bakery.build.bakefile import TargetInfo
+from bakery.build.overrides import one_builder
 from bakery.cli import config_from, docker_from, errors_to_exit, task
 from bakery.doctor.checks import preflight
 from bakery.config.model import Config
@@ -41,6 +42,7 @@ def generate(c: Context, hcl: bool = False, config: str | None = None, check: bo
             "set": "override a target attribute, as bake's --set: PATTERN.KEY=VALUE, e.g. '*.args.X=1' (repeatable)",
             "build-arg": "NAME=VALUE for every target's args (repeatable)",
             "provenance": "bake's --provenance (true, false, mode=max, ...)", "sbom": "bake's --sbom (true, false)",
+            "builder": "build every group on this existing buildx builder (as bake's --builder; default: builders:)",
             "tag": "tag of the final multi-arch index (default: the `tags:` rules for this CI event, else config "
                    "`tag`, or BAKERY_TAG)",
             "push": "push per-group results and stitch one index per image under --tag",
@@ -58,12 +60,18 @@ def build(c: Context, group: list[str] | None = None, image: list[str] | None = 
           dry_run: bool = False,
           verbose: bool = False, progress: str = "plain", cache_scope: str | None = None,
           config: str | None = None, no_skip: bool = False, json_: bool = False, set_: list[str] | None = None,
-          build_arg: list[str] | None = None, provenance: str | None = None, sbom: str | None = None) -> None:
+          build_arg: list[str] | None = None, provenance: str | None = None, sbom: str | None = None,
+          builder: str | None = None) -> None:
     """Generate the bake file and build it; with --push, one multi-arch index per image."""
     if push and load:
         raise BakeryError("--push and --load exclude each other: push, then pull what you need")
     cfg = config_from(c, config)
     docker = docker_from(c, cfg, verbose=verbose, dry_run=dry_run)
+    if builder:
+        found = docker.builder_info(builder)
+        if found is None:
+            raise BakeryError(f"--builder {builder}: no such buildx builder (`docker buildx ls` lists them)")
+        cfg = one_builder(cfg, builder, found.driver)
     request = build_mod.BuildRequest(groups=tuple(group or ()), images=tuple(image or ()), tag=tag,
                                      cache_scope=cache_scope, push=push, load=load, no_cache=no_cache,
                                      progress=progress, stitch=not no_stitch, skip=not no_skip,

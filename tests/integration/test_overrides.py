@@ -53,3 +53,13 @@ def test_an_override_that_cannot_be_used_is_one_line_and_nothing_is_built(bakery
     assert failed.returncode != 0 and "Traceback" not in failed.stderr
     assert failed.stderr.strip().splitlines()[-1].startswith("bakery: ") and message in failed.stderr
     assert not (root / "bake" / "results.json").exists()
+
+
+def test_builder_puts_every_group_on_an_existing_builder_and_an_unknown_one_is_one_line(bakery_cli: Cli,
+                                                                                          root: Path) -> None:
+    built = bakery_cli(root, "build", "--builder", "default", "--tag", "b")
+    assert "app-amd64" in built.stdout
+    failed = bakery_cli(root, "build", "--builder", "nope", check=False)
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr
+    assert failed.stderr.strip().splitlines()[-1] == \
+        "bakery: --builder nope: no such buildx builder (`docker buildx ls` lists them)"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bakery.build.overrides import OverrideError, Overrides, overrides
 from bakery.capabilities import Capabilities
+from bakery.config import validate
 
 OLD, NEW = Capabilities((0, 13, 1)), Capabilities((0, 29, 1))
 TARGETS = ["api-amd64", "api-arm", "worker-amd64"]
@@ -47,3 +50,16 @@ def test_a_bad_override_names_itself(sets: list[str], args: list[str], message: 
 def test_an_empty_provenance_is_refused() -> None:
     with pytest.raises(OverrideError, match="--provenance: expected"):
         overrides([], [], TARGETS, NEW, provenance=" ")
+
+
+def test_one_builder_maps_every_group_to_it(tmp_path: Path) -> None:
+    from bakery.build.overrides import one_builder
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text("FROM scratch\n")
+    cfg = validate({"registry": "r.example/acme", "images": {"app": {"context": "app"}},
+                    "platform_groups": {"amd64": ["linux/amd64"], "arm": {"platforms": ["linux/arm64"], "builder": "x"}},
+                    "builders": {"x": {"driver": "docker", "context": "other"}}}, tmp_path, "bakery.yaml")
+    one = one_builder(cfg, "ci-builder", "docker-container")
+    assert {one.builder_of(g).name for g in one.platform_groups} == {"ci-builder"}
+    assert one.builder_of("arm").driver == "docker-container" and one.builder_of("arm").context is None
+    assert one_builder(cfg, "bakery-e2", "docker").builder_of("amd64").context == "bakery-e2"
