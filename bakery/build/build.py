@@ -6,6 +6,7 @@ The bake model lives in :mod:`bakery.build.bakefile`; this module sequences it w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -163,6 +164,8 @@ def build(config: Config, docker: Docker, request: BuildRequest, out: TextIO = s
         judged()
         if skipping and preflight is not None:
             preflight(todo)
+    if todo and not request.push and request.cache_export and not docker.runner.dry_run:
+        request = _cache_rights(config, run, request, out)
     meta = _bake(config, docker, request, run, todo) if todo else {}
     if request.load and request.tag and todo:
         _tag_loaded(config, docker, run, todo, request.tag, out)
@@ -315,6 +318,24 @@ def _record_targets(config: Config, run: _Run, meta: Mapping[str, Any], result: 
             result.targets[info.name]["inputs"] = run.inputs[info.name].digest
         if unchanged:
             result.targets[info.name]["unchanged_since"] = unchanged.since
+
+
+def _cache_rights(config: Config, run: _Run, request: BuildRequest, out: TextIO) -> BuildRequest:
+    """Phase (a build that does not push, registry cache): without push rights to the registry the cache export
+    would fail the build; it is turned off, with a note (the cache is still read)."""
+    if config.cache.type != "registry" or not run.infos:
+        return request
+    registry, prefix = registry_for(run.variables[VAR_REGISTRY])
+    repo = config.images[run.infos[0].image].repository
+    try:
+        refused = registry.push_refused(f"{prefix}/{repo}" if prefix else repo)
+    except RegistryError:
+        return request                   # unreachable: the build says so itself, and reads no cache either
+    if refused is None:
+        return request
+    print(f"note: no push rights to {run.variables[VAR_REGISTRY]} ({refused}): building without writing the cache "
+          "(it is still read)", file=out, flush=True)
+    return dataclasses.replace(request, cache_export=False)
 
 
 def _record_sizes(config: Config, run: _Run, result: BuildResult) -> None:

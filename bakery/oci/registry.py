@@ -304,7 +304,7 @@ class Registry:
         scheme, _, params = challenge.partition(" ")
         if scheme.lower() == "basic":
             if not self.credentials:
-                raise RegistryError(f"{self.host} needs a login (docker login {self.host})")
+                raise RegistryError(f"{self.host} needs a login (docker login {self.host})", status=401)
             user, secret = self.credentials
             self._tokens[scope] = "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
             return True
@@ -414,6 +414,23 @@ class Registry:
     def blob_exists(self, repo: str, digest: str) -> bool:
         resp = self.request("HEAD", f"/v2/{repo}/blobs/{digest}", scope=f"repository:{repo}:pull", ok=(200, 404))
         return resp.status_code == 200
+
+    def push_refused(self, repo: str) -> str | None:
+        """Whether this client may push to ``repo``: starts a blob upload and cancels it (nothing is written).
+        None when it may; else the answer that refused (``POST ... answered 401``)."""
+        try:
+            resp = self.request("POST", f"/v2/{repo}/blobs/uploads/", scope=f"repository:{repo}:pull,push",
+                                ok=(202, 401, 403, 404, 405))
+        except RegistryError as exc:
+            if exc.status in (401, 403):                 # no login, or the token service refused push
+                return str(exc)
+            raise
+        if resp.status_code != 202:
+            return f"POST {self.base}/v2/{repo}/blobs/uploads/ answered {resp.status_code}"
+        location = resp.headers.get("Location", "")
+        if location:
+            self.request("DELETE", location, scope=f"repository:{repo}:pull,push", ok=(204, 404, 405))
+        return None
 
     def put_blob(self, repo: str, data: bytes) -> str:
         """Upload ``data`` in one go (POST, then one PUT with the digest); its digest."""

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bakery.oci.registry import Registry
+from tests.integration.seed import private_registry
 from tests.support.project import one_image
 
 pytestmark = pytest.mark.stack
@@ -80,3 +81,13 @@ def test_outside_ci_a_build_reads_the_shared_scope_and_writes_its_own(bakery_cli
     tags = Registry(host, insecure=True).tags(f"{name}/app")
     assert {"cache-amd64-main", "cache-amd64-local-dev"} <= set(tags)
     assert "importing cache manifest from " + f"{prefix}/app:cache-amd64-main" in proc.stderr   # read the shared one
+
+
+def test_without_push_rights_a_build_reads_the_cache_and_writes_none(bakery_cli: Cli, tmp_path: Path) -> None:
+    with private_registry(htpasswd=("ci", "secret")) as reg:             # and no credentials for it here
+        root = project(tmp_path, f"{reg.host}/acme", {"type": "registry"})
+        built = bakery_cli(root, "build", env={"DOCKER_CONFIG": str(tmp_path / "no-credentials")})
+        assert f"note: no push rights to {reg.host}/acme ({reg.host} needs a login (docker login {reg.host})): " \
+               "building without writing the cache (it is still read)" in built.stdout
+        client = Registry(reg.host, insecure=True, credentials=("ci", "secret"))
+        assert client.tags("acme/app") == []
