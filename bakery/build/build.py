@@ -348,7 +348,7 @@ def _record_sizes(config: Config, run: _Run, result: BuildResult) -> None:
         repo = config.images[record["image"]].repository
         try:
             record["sizes"] = platform_sizes(registry, f"{prefix}/{repo}" if prefix else repo, record["digest"])
-        except RegistryError:
+        except (RegistryError, KeyError, TypeError, ValueError):   # unreachable, or not a shape sizes are read from
             continue
 
 

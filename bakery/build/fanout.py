@@ -132,19 +132,20 @@ def run_jobs(base: Docker, jobs: Sequence[Job], options: BakeOptions, explain: A
         fold = options.log_groups and sequential
         if fold:
             print(f"::group::bake {' '.join(t.name for t in job.targets)}", file=docker.runner.out, flush=True)
-        for attempt in (1, 2):
+        for attempt in range(1, ATTEMPTS + 1):
             counted = StepCount()
             code, tail = docker.runner.stream(
                 argv, env={**(docker.env or {}), **options.variables}, cwd=options.cwd,
                 capture=options.progress not in ("tty", "auto") or not single,
                 prefix="" if single else f"[{label}] ", on_start=lambda p: _started(state, p),
                 on_line=counted.feed if options.progress == "plain" else None)
-            if code == 0 or state.cancelled or attempt == 2 or not transient(tail):
+            if code == 0 or state.cancelled or attempt == ATTEMPTS or not transient(tail):
                 break
             # registry 2.8 answers 5xx now and then while a tag is being written (a HEAD reads a half-written
-            # link); the build itself is cached by now, so running the bake once more only redoes the push
+            # link); the build itself is cached by now, so running the bake again only redoes the push
             print(f"bakery: {describe(job.builder)}: the registry answered {transient(tail)}; running the bake "
-                  "once more", file=docker.runner.out, flush=True)
+                  f"again in {attempt} s ({attempt + 1} of {ATTEMPTS})", file=docker.runner.out, flush=True)
+            time.sleep(attempt)
         if fold:
             print("::endgroup::", file=docker.runner.out, flush=True)
         if stats is not None and code == 0:
@@ -202,6 +203,8 @@ def run_jobs(base: Docker, jobs: Sequence[Job], options: BakeOptions, explain: A
         for job in jobs:
             job.metadata.unlink(missing_ok=True)
 
+
+ATTEMPTS = 3          # a bake that failed on a registry 5xx alone runs at most this often
 
 _TRANSIENT = re.compile(r"\b(50[0234] (?:Internal Server Error|Bad Gateway|Service Unavailable|Gateway Timeout))")
 
