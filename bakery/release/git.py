@@ -5,6 +5,7 @@ is never read) and the paths changed outside ``bake_dir`` (a dirty tree is refus
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -73,6 +74,44 @@ def normalize_source(url: str) -> str | None:
         return None
     url = url.split("#", 1)[0].split("?", 1)[0]
     return url.removesuffix("/").removesuffix(".git")
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """What any build takes from the checkout it runs in (:func:`checkout`)."""
+
+    sha: str
+    branch: str                        # "" when HEAD is detached
+    head_tags: tuple[str, ...]
+    source: str | None                 # origin URL without credentials, https form
+    default_branch: str                # origin's HEAD branch, when the clone knows it
+    epoch: int                         # commit time, seconds since the epoch
+
+
+def _reader(runner: Runner, root: Path) -> Callable[..., str | None]:
+    """``git ARGS`` in ``root``: its stripped stdout, or None when git fails (or is not there)."""
+    def git(*args: str) -> str | None:
+        try:
+            proc = runner.run(["git", *args], cwd=root, check=False)
+        except CommandError:
+            return None
+        return proc.stdout.strip() if proc.returncode == 0 else None
+    return git
+
+
+def checkout(runner: Runner, root: Path) -> Checkout | None:
+    """The checkout's commit, branch, tags on HEAD, origin, default branch and commit time; None outside a git
+    checkout or before its first commit (read-only git commands)."""
+    git = _reader(runner, root)
+    sha = git("rev-parse", "--verify", "-q", "HEAD")
+    if not sha:
+        return None
+    origin = git("remote", "get-url", "origin")
+    epoch = git("log", "-1", "--format=%ct", sha) or ""
+    default = (git("symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD") or "").removeprefix("origin/")
+    return Checkout(sha, git("symbolic-ref", "-q", "--short", "HEAD") or "",
+                    tuple((git("tag", "--points-at", "HEAD") or "").split()),
+                    normalize_source(origin) if origin else None, default, int(epoch) if epoch.isdigit() else 0)
 
 
 def git_info(runner: Runner, root: Path, bake_dir: str) -> GitInfo:

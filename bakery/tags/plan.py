@@ -14,9 +14,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bakery.config.model import Config
-from bakery.errors import BakeryError, CommandError
+from bakery.errors import BakeryError
 from bakery.process import Runner
-from bakery.release.git import normalize_source
+from bakery.release.git import checkout
 from bakery.release.plan import overlay
 from bakery.tags.compute import Tags, compute, oci_labels
 from bakery.tags.event import Event, EventError, GitFacts, from_environment
@@ -90,25 +90,12 @@ def _payload(env: Mapping[str, str]) -> str | None:
 
 
 def git_facts(runner: Runner, root: Path) -> tuple[GitFacts, int]:
-    """The checkout's branch, tags on HEAD, commit, origin and default branch, and the commit time; empty facts
-    outside a git checkout (read-only git commands)."""
-    def git(*args: str) -> str | None:
-        try:
-            proc = runner.run(["git", *args], cwd=root, check=False)
-        except CommandError:
-            return None
-        return proc.stdout.strip() if proc.returncode == 0 else None
-
-    sha = git("rev-parse", "--verify", "-q", "HEAD")
-    if not sha:
+    """The checkout's facts (:func:`bakery.release.git.checkout`) as the event reads them, and the commit time;
+    empty facts outside a git checkout."""
+    found = checkout(runner, root)
+    if found is None:
         return GitFacts(), 0
-    branch = git("symbolic-ref", "-q", "--short", "HEAD") or ""
-    tags = tuple((git("tag", "--points-at", "HEAD") or "").split())
-    origin = git("remote", "get-url", "origin")
-    default = (git("symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD") or "").removeprefix("origin/")
-    epoch = git("log", "-1", "--format=%ct", "HEAD") or "0"
-    return (GitFacts(branch, tags, sha, normalize_source(origin) if origin else None, default),
-            int(epoch) if epoch.isdigit() else 0)
+    return GitFacts(found.branch, found.head_tags, found.sha, found.source, found.default_branch), found.epoch
 
 
 @dataclass(frozen=True)
