@@ -339,11 +339,12 @@ def _cache_rights(config: Config, run: _Run, request: BuildRequest, out: TextIO)
 
 
 def _record_sizes(config: Config, run: _Run, result: BuildResult) -> None:
-    """Phase (``--push``): each pushed target's compressed size per platform (config and layers, as the registry
-    stores them), in its record as ``sizes``; a lookup that fails leaves it out (never fails the build)."""
+    """Phase (``--push``): each target built and pushed now gets its compressed size per platform (config and
+    layers, as the registry stores them) in its record as ``sizes``; an unchanged target costs no request (a no-op
+    build stays a few lookups), and a lookup that fails leaves it out (never fails the build)."""
     registry, prefix = registry_for(run.variables[VAR_REGISTRY])
     for name, record in result.targets.items():
-        if not record.get("digest"):
+        if not record.get("digest") or record.get("unchanged_since"):
             continue
         repo = config.images[record["image"]].repository
         try:
