@@ -7,7 +7,9 @@ command output into data.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +18,8 @@ from typing import Any
 
 import dataclasses
 
-from bakery.capabilities import Capabilities, Version, parse_version
+from bakery.atomic import write_file
+from bakery.capabilities import Capabilities, Version, parse_version, version_string
 from bakery.config.model import Builder
 from bakery.errors import BakeryError, CommandError
 from bakery.oci.platforms import PlatformError, parse_platform
@@ -46,6 +49,8 @@ class Docker:
     binary: str = "docker"
     builder: str | None = None   # buildx builder name; None: the current one
     env: Mapping[str, str] | None = None  # e.g. DOCKER_CONTEXT / DOCKER_HOST for another engine
+    # where the buildx version read last is kept with what decides it (:func:`buildx_fingerprint`); None: probe
+    buildx_record: Path | None = None
     # facts that cannot change during one invocation, read once per adapter; ``dataclasses.replace`` (another
     # engine) starts without them
     _buildx: Version | None = field(default=None, init=False, repr=False, compare=False)
@@ -60,12 +65,23 @@ class Docker:
 
     # ------------------------------------------------------------------ facts
     def buildx_version(self) -> Version:
+        """``docker buildx version``, read once; with ``buildx_record``, read from the record while the docker
+        binary, the client config and every ``docker-buildx`` the CLI could run are the ones it was read with."""
         if self._buildx is None:
-            out = self.runner.run(self.cmd("buildx", "version"), env=self.env).stdout
-            self._buildx = parse_version(out.split(None, 1)[1] if " " in out else out)
+            key = buildx_fingerprint(self.binary, {**os.environ, **(self.env or {})}) if self.buildx_record else ""
+            self._buildx = _recorded(self.buildx_record, key) if key else None
             if self._buildx is None:
-                raise BakeryError(f"cannot read the buildx version from {out.strip()!r}")
+                self._buildx = self._probe_buildx()
+                if key and self.buildx_record is not None and not self.runner.dry_run:
+                    _record(self.buildx_record, key, self._buildx)
         return self._buildx
+
+    def _probe_buildx(self) -> Version:
+        out = self.runner.run(self.cmd("buildx", "version"), env=self.env).stdout
+        found = parse_version(out.split(None, 1)[1] if " " in out else out)
+        if found is None:
+            raise BakeryError(f"cannot read the buildx version from {out.strip()!r}")
+        return found
 
     def capabilities(self) -> Capabilities:
         """What the installed buildx does (attributes bake reads, --print form, entitlements, build checks)."""
@@ -348,6 +364,66 @@ def parse_builders(text: str) -> dict[str, str]:
         if isinstance(data, dict) and data.get("Name"):
             out[str(data["Name"])] = str(data.get("Driver", ""))
     return out
+
+
+# --------------------------------------------------------------------------- the buildx version record
+# where the docker CLI looks for plugins on Linux after config.json's cliPluginsExtraDirs and
+# $DOCKER_CONFIG/cli-plugins (docker/cli cli-plugins/manager); the first docker-buildx found is the one it runs
+SYSTEM_PLUGIN_DIRS = ("/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
+                      "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins")
+
+
+def buildx_fingerprint(binary: str, env: Mapping[str, str]) -> str:
+    """What decides which buildx ``docker buildx`` runs, as one string: the docker binary, the client config
+    (config.json) and every ``docker-buildx`` in the directories the CLI searches, each by path, size, mtime and
+    inode. Any change (an upgrade, another DOCKER_CONFIG, a plugin dropped in front) gives another string; ""
+    when the docker binary is not on PATH (then the version is probed)."""
+    found = shutil.which(binary, path=env.get("PATH"))
+    if not found:
+        return ""
+    config_dir = Path(env.get("DOCKER_CONFIG") or Path(env.get("HOME") or "~").expanduser() / ".docker")
+    dirs = [*_extra_plugin_dirs(config_dir / "config.json"), str(config_dir / "cli-plugins"), *SYSTEM_PLUGIN_DIRS]
+    parts = [_stamp(Path(found)), _stamp(config_dir / "config.json")]
+    parts += [_stamp(Path(d) / "docker-buildx") for d in dirs]
+    return "\n".join(parts)
+
+
+def _stamp(path: Path) -> str:
+    try:
+        st = path.stat()
+    except OSError:
+        return f"{path} -"
+    return f"{path} {st.st_size} {st.st_mtime_ns} {st.st_ino}"
+
+
+def _extra_plugin_dirs(config_json: Path) -> list[str]:
+    try:
+        data = json.loads(config_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    extra = data.get("cliPluginsExtraDirs") if isinstance(data, dict) else None
+    return [str(d) for d in extra] if isinstance(extra, list) else []
+
+
+def _recorded(record: Path | None, key: str) -> Version | None:
+    """The version in ``record`` when it was read under ``key``; None otherwise (missing, stale or unreadable)."""
+    if record is None:
+        return None
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("key") != key:
+        return None
+    return parse_version(str(data.get("version", "")))
+
+
+def _record(record: Path, key: str, version: Version) -> None:
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        write_file(record, json.dumps({"key": key, "version": version_string(version)}, indent=1) + "\n")
+    except OSError:
+        pass                        # a read-only checkout only loses the shortcut
 
 
 # --------------------------------------------------------------------------- one adapter per builder
