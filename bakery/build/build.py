@@ -160,13 +160,11 @@ def build(config: Config, docker: Docker, request: BuildRequest, out: TextIO = s
     if skipping:
         _decide_skip(config, docker, run, request.overlay, out)
     todo = [i for i in run.infos if i.name not in run.skip.unchanged]
-    if todo:
-        judged()
-        if skipping and preflight is not None:
-            preflight(todo)
+    if todo and skipping:
+        judged = _early(preflight, todo)
     if todo and not request.push and request.cache_export and not docker.runner.dry_run:
         request = _cache_rights(config, run, request, out)
-    meta = _bake(config, docker, request, run, todo) if todo else {}
+    meta = _bake(config, docker, request, run, todo, judged) if todo else {}
     if request.load and request.tag and todo:
         _tag_loaded(config, docker, run, todo, request.tag, out)
     result = BuildResult(run.variables[VAR_TAG])
@@ -193,8 +191,9 @@ def build(config: Config, docker: Docker, request: BuildRequest, out: TextIO = s
 
 
 def _early(preflight: Preflight | None, infos: Sequence[TargetInfo]) -> Callable[[], None]:
-    """Start the preflight at once, in the background (its docker probes overlap generation and the lookups);
-    the callable waits for it and raises what it found. Nobody waits when nothing is built."""
+    """Start the preflight at once, in the background: its docker probes overlap generation, the lookups and the
+    bake itself. The callable waits for it and raises what it found; the bake phase calls it beside the bakes
+    (:func:`bakery.build.fanout.run_jobs` stops them when it raises). Nobody waits when nothing is built."""
     if preflight is None:
         return lambda: None
     found: list[BaseException | None] = []
@@ -213,6 +212,10 @@ def _early(preflight: Preflight | None, infos: Sequence[TargetInfo]) -> Callable
         if found and found[0] is not None:
             raise found[0]
     return wait
+
+
+def _passed() -> None:
+    """A preflight already judged."""
 
 
 def _prepare(config: Config, docker: Docker, request: BuildRequest, out: TextIO) -> _Run:
@@ -259,8 +262,14 @@ def _decide_skip(config: Config, docker: Docker, run: _Run, overlay: Mapping[str
 
 
 def _bake(config: Config, docker: Docker, request: BuildRequest, run: _Run,
-          todo: Sequence[TargetInfo]) -> dict[str, Any]:
-    """Phase: bake the targets that are built (overlay with the input annotations), per builder."""
+          todo: Sequence[TargetInfo], judged: Callable[[], None]) -> dict[str, Any]:
+    """Phase: bake the targets that are built (overlay with the input annotations), per builder. On the
+    current context's own builder alone the bake starts while the preflight (``judged``) finishes: what it finds
+    stops the bake and is the error. With other builders (a fleet) the preflight passes first: an unreachable
+    remote fails the build before any group is built."""
+    if not all(config.builder_of(i.group).implicit for i in todo):
+        judged()
+        judged = _passed
     out_dir = config.root / config.bake_dir
     files = [out_dir.relative_to(config.root) / JSON_FILE] + overlay_files(config)
     token = str(os.getpid())
@@ -278,7 +287,7 @@ def _bake(config: Config, docker: Docker, request: BuildRequest, run: _Run,
                                  provenance=run.overrides.provenance, sbom=run.overrides.sbom,
                                  log_groups=request.log_groups)
     try:
-        return fanout.run_jobs(docker, jobs, options, explain_failure, config.fanout, run.stats)
+        return fanout.run_jobs(docker, jobs, options, explain_failure, config.fanout, run.stats, beside=judged)
     finally:
         run_overlay.unlink(missing_ok=True)
 

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,17 +103,22 @@ class _Run:
     procs: dict[int, subprocess.Popen[str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     cancelled: bool = False
+    verdict: BaseException | None = None      # what ``beside`` (the preflight) raised
 
 
 def run_jobs(base: Docker, jobs: Sequence[Job], options: BakeOptions, explain: Any,
-             fanout: int | None = None, stats: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+             fanout: int | None = None, stats: dict[str, dict[str, Any]] | None = None,
+             beside: Callable[[], None] | None = None) -> dict[str, Any]:
     """Run every job; return the merged metadata (target -> exporter response) or raise naming the builder.
 
     ``explain(tail_lines, targets)`` turns a failed bake's output into a message. ``stats``, when given, gets per
     target the wall time of the bake that built it (``seconds``) and its Dockerfile steps and cache hits
-    (``steps``, ``cached``: plain progress only).
+    (``steps``, ``cached``: plain progress only). ``beside`` (the preflight) runs in a thread of its own while
+    the bakes run: when it raises, the bakes are stopped and its error is the one raised, whatever the bakes
+    said; the jobs' result stands only once it returned.
     """
     state = _Run()
+    watcher = _watch(state, beside) if beside is not None else None
     single = len(jobs) == 1
     builders_in_order = list(dict.fromkeys(j.builder.name for j in jobs))
     # one bake at a time (one builder, each running one bake at once): their outputs never interleave
@@ -159,9 +164,7 @@ def run_jobs(base: Docker, jobs: Sequence[Job], options: BakeOptions, explain: A
                 state.failures.append(message)
                 state.cancelled = True
                 others = list(state.procs.values())
-            for proc in others:      # stop the other builders' bakes: nothing will be published anyway
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGINT)
+            _interrupt(others)       # stop the other builders' bakes: nothing will be published anyway
 
     def run_builder(name: str) -> None:
         mine = [j for j in jobs if j.builder.name == name]
@@ -187,6 +190,10 @@ def run_jobs(base: Docker, jobs: Sequence[Job], options: BakeOptions, explain: A
                 except BaseException:
                     _stop(state)   # SIGTERM reaches only bakery: stop the bakes before the pool waits for them
                     raise
+        if watcher is not None:
+            watcher.join()
+        if state.verdict is not None:
+            raise state.verdict
         if state.failures:
             raise BakeryError(state.failures[0])
         merged: dict[str, Any] = {}
@@ -219,16 +226,47 @@ def transient(tail: Sequence[str]) -> str:
     return ""
 
 
+def _watch(state: _Run, beside: Callable[[], None]) -> threading.Thread:
+    """Run ``beside`` in a thread; what it raises becomes ``state.verdict`` and stops the running bakes."""
+    def watch() -> None:
+        try:
+            beside()
+        except BaseException as exc:        # handed to the caller's thread
+            state.verdict = exc
+            _stop(state)
+    thread = threading.Thread(target=watch, name="preflight-watch", daemon=True)
+    thread.start()
+    return thread
+
+
 def _stop(state: _Run) -> None:
     with state.lock:
         state.cancelled = True
-        running = [p for p in state.procs.values() if p.poll() is None]
-    for proc in running:
-        proc.send_signal(signal.SIGINT)
+        running = list(state.procs.values())
+    _interrupt(running)
+
+
+STOP_PAUSE = 1.0      # seconds between the SIGINTs that stop a bake
+STOP_SIGNALS = 3      # the docker CLI cancels its plugin on the first it catches, kills it on the third
+
+
+def _interrupt(procs: Sequence[subprocess.Popen[str]]) -> None:
+    """SIGINT each running bake, again every STOP_PAUSE while it runs (at most STOP_SIGNALS times): a docker CLI
+    that has only just started has no handler yet and drops the first, as it would a Ctrl-C."""
+    def keep_at_it() -> None:
+        for _ in range(STOP_SIGNALS):
+            alive = [p for p in procs if p.poll() is None]
+            if not alive:
+                return
+            for proc in alive:
+                proc.send_signal(signal.SIGINT)
+            time.sleep(STOP_PAUSE)
+    threading.Thread(target=keep_at_it, name="stop-bakes", daemon=True).start()
 
 
 def _started(state: _Run, proc: subprocess.Popen[str]) -> None:
     with state.lock:
         state.procs[proc.pid] = proc
-        if state.cancelled and proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+        cancelled = state.cancelled
+    if cancelled:
+        _interrupt([proc])

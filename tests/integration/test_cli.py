@@ -7,9 +7,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
+
+from bakery.capabilities import parse_version
+from tests.support.project import BASE, one_image
 
 pytestmark = pytest.mark.stack
 REPO = Path(__file__).resolve().parents[2]
@@ -112,8 +117,24 @@ def test_doctor_names_a_group_that_cannot_be_built_with_its_fix(example_project:
     assert "fix: add a builder node that runs windows/amd64 natively" in proc.stdout
     build = run(example_project, sys.executable, "-m", "bakery", "build", "--group", "win")
     assert build.returncode == 1
-    assert build.stderr.strip().startswith("bakery: group win: cannot build windows/amd64; fix: add a builder node")
+    last = build.stderr.strip().splitlines()[-1]
+    assert last.startswith("bakery: group win: cannot build windows/amd64; fix: add a builder node")
     assert not (example_project / "bake" / "results.json").exists()
+
+
+def test_a_failed_preflight_stops_the_bake_it_runs_beside(tmp_path: Path) -> None:
+    """The preflight runs while the bake starts; when it finds a platform that cannot be built, it stops the bake
+    (which would otherwise run its 60 s step on the build platform) and its verdict is the error."""
+    root = one_image(tmp_path, "127.0.0.1:5000/t-beside", groups={"mixed": ["linux/amd64", "windows/amd64"]},
+                     steps="")
+    (root / "app" / "Dockerfile").write_text(f"FROM --platform=$BUILDPLATFORM {BASE}\n"
+                                             f"RUN echo {uuid.uuid4().hex} && sleep 60\n")     # never cached
+    started = time.monotonic()
+    build = run(root, sys.executable, "-m", "bakery", "build")
+    assert build.returncode == 1
+    assert time.monotonic() - started < 45
+    assert build.stderr.strip().splitlines()[-1].startswith("bakery: group mixed: cannot build windows/amd64")
+    assert not (root / "bake" / "results.json").exists()
 
 
 def test_a_branch_name_is_a_valid_cache_scope(example_project: Path) -> None:
@@ -131,6 +152,21 @@ def test_a_build_reads_each_engine_fact_once_and_shows_every_command(example_pro
     assert sum(line == "+ docker buildx version" for line in echoed) == 1, echoed
     assert any(" docker buildx bake -f bake/docker-bake.json " in line and line.endswith(" static-amd64")
                for line in echoed), echoed
+
+
+def test_the_buildx_version_is_probed_once_then_read_from_its_record(example_project: Path) -> None:
+    def probes() -> int:
+        proc = run(example_project, sys.executable, "-m", "bakery", "build", "--image", "static", "-v")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stderr.splitlines().count("+ docker buildx version")
+    record = example_project / "bake" / ".buildx-version.json"
+    assert probes() == 1
+    installed = parse_version(subprocess.run(["docker", "buildx", "version"], capture_output=True,
+                                             text=True).stdout.split()[1])
+    assert parse_version(json.loads(record.read_text())["version"]) == installed
+    assert probes() == 0
+    record.write_text(json.dumps({"key": "another docker", "version": "0.1.0"}))     # docker or buildx changed
+    assert probes() == 1
 
 
 def bakery(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
