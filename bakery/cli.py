@@ -63,6 +63,15 @@ class BakeryTask(invoke.Task[Any]):
         super().__init__(*args, **kwargs)
         self.allow_empty = frozenset(allow_empty)
 
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Any]:
+        # Invoke pops each flag's help while it builds the arguments: a second parser (bakery's program reads the
+        # contexts before Invoke does) would print every flag without its help
+        kept = dict(self.help)
+        try:
+            return list(super().get_arguments(ignore_unknown_help))
+        finally:
+            self.help = kept
+
     def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
         opts = super().arg_opts(name, default, taken_names)
         short = SHORT_FLAGS.get(opts["names"][0])
