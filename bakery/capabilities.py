@@ -99,7 +99,8 @@ class Capabilities:
     def printed(self, key: str, value: Any) -> Any:
         """A generated attribute value in the form this buildx's ``--print`` shows it (after bake evaluated it)."""
         if self.print_objects and key in OBJECT_ENTRIES and isinstance(value, list):
-            value = [(ssh_entry(v) if key == "ssh" else csv_entry(v)) if isinstance(v, str) else v for v in value]
+            entry = ssh_entry if key == "ssh" else attest_entry if key == "attest" else csv_entry
+            value = [entry(v) if isinstance(v, str) else v for v in value]
         return _escape_printed(value) if self.print_escapes and key in PRINT_ESCAPED else value
 
     def unprinted(self, key: str, value: Any) -> Any:
@@ -116,6 +117,24 @@ def csv_entry(text: str) -> dict[str, str]:
         key, _, value = f.partition("=")
         out[key.strip()] = value
     return out
+
+
+def attest_entry(text: str) -> dict[str, Any]:
+    """An attest entry as 0.20+ prints it: its fields, ``type`` and ``disabled`` read case-blind, ``disabled`` a
+    boolean shown only when true (buildx's ``Attest``: ``type=provenance,disabled=true`` ->
+    ``{"type": "provenance", "disabled": true}``, ``disabled=false`` left out)."""
+    out: dict[str, Any] = {}
+    for key, value in csv_entry(text).items():
+        name = key.strip().lower()
+        if name == "disabled" and value.lower() in _BOOLS:
+            if _BOOLS[value.lower()]:
+                out["disabled"] = True
+        else:
+            out["type" if name == "type" else key] = value
+    return out
+
+
+_BOOLS = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": False}
 
 
 def ssh_entry(text: str) -> dict[str, Any]:

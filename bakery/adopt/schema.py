@@ -25,6 +25,8 @@ _SCALARS: dict[str, dict[str, Any]] = {
     "Mapping[str, str | None]": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
     "Mapping[str, Any]": {"type": "object"},
 }
+_ATTEST = {"type": "array", "description": "raw attest entries, one per type: type=provenance,... | type=sbom,...",
+           "items": {"type": "string", "pattern": "(^|,)type=(provenance|sbom)(,|$)"}}
 # what the field types do not say: the choices the validator accepts, and keys read in another shape than stored
 _ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
     ("cache", "type"): model.CACHE_TYPES, ("cache", "mode"): ("min", "max"), ("top", "provenance"): model.PROVENANCE,
@@ -41,6 +43,10 @@ _SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("top", "registry"): {"description": "image name prefix; a list: the first is pushed to, the others mirror it",
                           "oneOf": [{"type": "string"}, {**_STRINGS, "minItems": 1}]},
     ("top", "provenance"): {"enum": [*model.PROVENANCE, False, None]},
+    ("image", "provenance"): {"enum": [*model.PROVENANCE, False, None]},
+    ("image", "sbom"): {"type": "boolean"},
+    ("top", "attest"): _ATTEST,
+    ("image", "attest"): _ATTEST,
     ("top", "release"): {"type": "object", "description": "docs/release.md"},
     ("top", "retention"): {"type": "object", "description": "docs/clean.md"},
     ("top", "tags"): {"description": "metadata-action tag rules: docs/tags.md",

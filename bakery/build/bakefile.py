@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bakery.capabilities import Capabilities, csv_entry, version_string
+from bakery.config import attest
 from bakery.config.model import EXPORT_ONLY, Cache, Config, Image, target_name
 from bakery.errors import BakeryError
 
@@ -124,11 +125,7 @@ def image_target(config: Config, image: Image, group: str) -> dict[str, Any]:
     if labels:
         t["labels"] = _esc_map(labels)
     t.update(_cache_attrs(config, image, group))
-    if config.provenance:
-        t["attest"] = [f"type=provenance,mode={config.provenance}"]
-    else:
-        t["attest"] = ["type=provenance,disabled=true"]
-    own_attest = t["attest"]
+    t["attest"] = own_attest = [escape(e) for e in attest.entries(config, image)]
     for key, value in image.bake.items():
         t[key] = _escape_any(value)
     if "attest" in image.bake:
@@ -139,11 +136,12 @@ def image_target(config: Config, image: Image, group: str) -> dict[str, Any]:
 
 
 def _attest(own: list[str], extra: list[Any]) -> list[Any]:
-    """An image's own attestations (e.g. sbom, from an imported file) are added to bakery's provenance entry;
-    an own provenance entry replaces bakery's."""
-    def is_provenance(e: Any) -> bool:
-        return (e if isinstance(e, Mapping) else csv_entry(str(e))).get("type") == "provenance"
-    return [*([] if any(is_provenance(e) for e in extra) else own), *extra]
+    """Raw ``bake: {attest: [...]}`` entries (e.g. from an imported file) are added to bakery's entries; one of a
+    type bakery has an entry for (provenance, sbom) replaces bakery's."""
+    def kind(e: Any) -> Any:
+        return (e if isinstance(e, Mapping) else csv_entry(str(e))).get("type")
+    theirs = {kind(e) for e in extra}
+    return [*(e for e in own if kind(e) not in theirs), *extra]
 
 
 def _linked(config: Config, value: Any, group: str) -> Any:
@@ -203,9 +201,12 @@ def document(config: Config, caps: Capabilities | None = None) -> dict[str, Any]
     }
 
 
-def select_targets(config: Config, groups: Sequence[str] = (), images: Sequence[str] = ()) -> list[str]:
-    """Targets for --group/--image filters (both empty: all); unknown names are an error with a suggestion."""
+def select_targets(config: Config, groups: Sequence[str] = (), images: Sequence[str] = (),
+                   names: Sequence[str] = ()) -> list[str]:
+    """Targets for --group/--image filters (both empty: all) among those ``names`` select (bake's positional
+    names, :func:`named_targets`; none: all); unknown names are an error with a suggestion."""
     from bakery.config.model import suggest
+    chosen = set(named_targets(config, names)) if names else None
     for g in groups:
         if g not in config.platform_groups:
             raise BakeryError(f"--group {g!r} is not a platform group; {suggest(g, list(config.platform_groups))}")
@@ -214,9 +215,29 @@ def select_targets(config: Config, groups: Sequence[str] = (), images: Sequence[
             raise BakeryError(f"--image {i!r} is not an image; {suggest(i, list(config.images))}")
     out = [target_name(img.name, g) for img in config.images.values() if not images or img.name in images
            for g in img.platform_groups if not groups or g in groups]
+    out = [t for t in out if chosen is None or t in chosen]
     if not out:
-        raise BakeryError(f"no target matches --group {list(groups)} --image {list(images)} "
+        named = f" among {' '.join(names)}" if names else ""
+        raise BakeryError(f"no target matches --group {list(groups)} --image {list(images)}{named} "
                           "(an image built only for other groups?)")
+    return out
+
+
+def named_targets(config: Config, names: Sequence[str]) -> list[str]:
+    """What bake's positional names select in the generated file: a target (``api-amd64``), an image's group
+    (``api``: all its targets), a platform group's (``arm``) or ``default`` (everything); a name that is none of
+    them is an error with a suggestion."""
+    from bakery.config.model import suggest
+    every = {target_name(img.name, g): (img.name, g) for img in config.images.values() for g in img.platform_groups}
+    out: list[str] = []
+    for name in names:
+        picked = [t for t, (image, group) in every.items()
+                  if name in ("default", t, image, group)]
+        if not picked:
+            known = ["default", *config.images, *config.platform_groups, *every]
+            raise BakeryError(f"target {name!r} is no target, image or platform group of this bake file; "
+                              f"{suggest(name, known)}")
+        out += [t for t in picked if t not in out]
     return out
 
 

@@ -43,6 +43,7 @@ RESULTS_FILE = "results.json"
 class BuildRequest:
     groups: tuple[str, ...] = ()
     images: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()    # bake's positional names: targets, images, platform groups, default
     tag: str | None = None
     cache_scope: str | None = None
     push: bool = False
@@ -127,7 +128,7 @@ def explain_failure(lines: Sequence[str], targets: Sequence[TargetInfo]) -> str:
 
 
 @dataclass
-class _Run:
+class BuildRun:
     """What the phases of one build pass on."""
     infos: list[TargetInfo]
     variables: dict[str, str]
@@ -154,9 +155,9 @@ def build(config: Config, docker: Docker, request: BuildRequest, out: TextIO = s
     if not docker.runner.dry_run:
         (config.root / config.bake_dir / RESULTS_FILE).unlink(missing_ok=True)
     skipping = request.push and request.skip and config.skip and not request.no_cache
-    infos = bakefile.target_infos(config, bakefile.select_targets(config, request.groups, request.images))
+    infos = bakefile.target_infos(config, bakefile.select_targets(config, request.groups, request.images, request.targets))
     judged = _early(None if skipping else preflight, infos)
-    run = _prepare(config, docker, request, out)
+    run = prepare(config, docker, request, out)
     if skipping:
         _decide_skip(config, docker, run, request.overlay, out)
     todo = [i for i in run.infos if i.name not in run.skip.unchanged]
@@ -218,9 +219,9 @@ def _passed() -> None:
     """A preflight already judged."""
 
 
-def _prepare(config: Config, docker: Docker, request: BuildRequest, out: TextIO) -> _Run:
+def prepare(config: Config, docker: Docker, request: BuildRequest, out: TextIO) -> BuildRun:
     """Phase: the targets, the bake document (built once), the generated file (checked) and the grants."""
-    names = bakefile.select_targets(config, request.groups, request.images)
+    names = bakefile.select_targets(config, request.groups, request.images, request.targets)
     infos = bakefile.target_infos(config, names)
     variables = bake_variables(config, request.tag, request.cache_scope)
     caps = docker.capabilities()
@@ -232,10 +233,10 @@ def _prepare(config: Config, docker: Docker, request: BuildRequest, out: TextIO)
             directory.mkdir(parents=True, exist_ok=True)
     allow = entitlements.grants(evaluated, names, config.root, caps)
     given = overrides(request.sets, request.build_args, names, caps, request.provenance, request.sbom)
-    return _Run(infos, variables, doc, evaluated, allow, given)
+    return BuildRun(infos, variables, doc, evaluated, allow, given)
 
 
-def _decide_skip(config: Config, docker: Docker, run: _Run, overlay: Mapping[str, Any] | None, out: TextIO) -> None:
+def _decide_skip(config: Config, docker: Docker, run: BuildRun, overlay: Mapping[str, Any] | None, out: TextIO) -> None:
     """Phase (``--push``, skip on): input digests, then the registry lookups; prints what is not built."""
     registry, prefix = registry_for(run.variables[VAR_REGISTRY])
     for info in run.infos:
@@ -261,7 +262,7 @@ def _decide_skip(config: Config, docker: Docker, run: _Run, overlay: Mapping[str
         print(line, file=out, flush=True)
 
 
-def _bake(config: Config, docker: Docker, request: BuildRequest, run: _Run,
+def _bake(config: Config, docker: Docker, request: BuildRequest, run: BuildRun,
           todo: Sequence[TargetInfo], judged: Callable[[], None]) -> dict[str, Any]:
     """Phase: bake the targets that are built (overlay with the input annotations), per builder. On the
     current context's own builder alone the bake starts while the preflight (``judged``) finishes: what it finds
@@ -270,9 +271,22 @@ def _bake(config: Config, docker: Docker, request: BuildRequest, run: _Run,
     if not all(config.builder_of(i.group).implicit for i in todo):
         judged()
         judged = _passed
+    token = str(os.getpid())
+    options, run_overlay = bake_options(config, docker, request, run, todo, token)
+    jobs = fanout.jobs_for(fanout.by_builder(config, todo), config.builders, config.root / config.bake_dir, token)
+    try:
+        return fanout.run_jobs(docker, jobs, options, explain_failure, config.fanout, run.stats, beside=judged)
+    finally:
+        run_overlay.unlink(missing_ok=True)
+
+
+def bake_options(config: Config, docker: Docker, request: BuildRequest, run: BuildRun, todo: Sequence[TargetInfo],
+                 token: str) -> tuple[fanout.BakeOptions, Path]:
+    """What every bake of this run is given (also what ``build --print`` shows, :mod:`bakery.build.print_`): the
+    generated file, the hand-written overlays and the run's overlay (the request's, with ``--push`` the input
+    annotations of ``todo``), written to the returned path, which the caller removes; flags and variables."""
     out_dir = config.root / config.bake_dir
     files = [out_dir.relative_to(config.root) / JSON_FILE] + overlay_files(config)
-    token = str(os.getpid())
     run_overlay = out_dir / f".overlay-{token}.json"
     overlay = skip_mod.annotation_overlay(run.evaluated["target"], run.inputs, [i.name for i in todo],
                                           request.overlay) if request.push else request.overlay
@@ -280,19 +294,15 @@ def _bake(config: Config, docker: Docker, request: BuildRequest, run: _Run,
         write_file(run_overlay, bakefile.to_json(overlay))
     if overlay:
         files.append(run_overlay.relative_to(config.root))
-    jobs = fanout.jobs_for(fanout.by_builder(config, todo), config.builders, out_dir, token)
     options = fanout.BakeOptions(tuple(files), run.variables, config.root, push=request.push, load=request.load,
                                  no_cache=request.no_cache, progress=request.progress, allow=tuple(run.allow),
                                  cache_export=request.cache_export, sets=run.overrides.sets,
                                  provenance=run.overrides.provenance, sbom=run.overrides.sbom,
                                  log_groups=request.log_groups)
-    try:
-        return fanout.run_jobs(docker, jobs, options, explain_failure, config.fanout, run.stats, beside=judged)
-    finally:
-        run_overlay.unlink(missing_ok=True)
+    return options, run_overlay
 
 
-def _tag_loaded(config: Config, docker: Docker, run: _Run, todo: Sequence[TargetInfo], tag: str,
+def _tag_loaded(config: Config, docker: Docker, run: BuildRun, todo: Sequence[TargetInfo], tag: str,
                 out: TextIO) -> None:
     """Phase (``--load --tag X``): ``<registry>/<image>:X`` names each loaded image, so ``docker run`` finds it
     under the tag asked for. An image loaded from several groups takes the group that runs natively here."""
@@ -310,7 +320,7 @@ def _tag_loaded(config: Config, docker: Docker, run: _Run, todo: Sequence[Target
             print(f"loaded {repository}:{tag} ({', '.join(info.platforms)})", file=out)
 
 
-def _record_targets(config: Config, run: _Run, meta: Mapping[str, Any], result: BuildResult) -> None:
+def _record_targets(config: Config, run: BuildRun, meta: Mapping[str, Any], result: BuildResult) -> None:
     """Phase: each target's ``results.json`` record (digest from bake, or the unchanged previous result)."""
     for info in run.infos:
         entry = meta.get(info.name, {})
@@ -329,7 +339,7 @@ def _record_targets(config: Config, run: _Run, meta: Mapping[str, Any], result: 
             result.targets[info.name]["unchanged_since"] = unchanged.since
 
 
-def _cache_rights(config: Config, run: _Run, request: BuildRequest, out: TextIO) -> BuildRequest:
+def _cache_rights(config: Config, run: BuildRun, request: BuildRequest, out: TextIO) -> BuildRequest:
     """Phase (a build that does not push, registry cache): without push rights to the registry the cache export
     would fail the build; it is turned off, with a note (the cache is still read)."""
     if config.cache.type != "registry" or not run.infos:
@@ -347,7 +357,7 @@ def _cache_rights(config: Config, run: _Run, request: BuildRequest, out: TextIO)
     return dataclasses.replace(request, cache_export=False)
 
 
-def _record_sizes(config: Config, run: _Run, result: BuildResult) -> None:
+def _record_sizes(config: Config, run: BuildRun, result: BuildResult) -> None:
     """Phase (``--push``): each target built and pushed now gets its compressed size per platform (config and
     layers, as the registry stores them) in its record as ``sizes``; an unchanged target costs no request (a no-op
     build stays a few lookups), and a lookup that fails leaves it out (never fails the build)."""
@@ -378,7 +388,7 @@ def platform_sizes(registry: Registry, repo: str, digest: str) -> dict[str, int]
     return sizes
 
 
-def _reuse_and_record(config: Config, run: _Run, meta: Mapping[str, Any], result: BuildResult,
+def _reuse_and_record(config: Config, run: BuildRun, meta: Mapping[str, Any], result: BuildResult,
                       out: TextIO) -> None:
     """Phase: point unchanged results at this run's per-group refs; record the inputs of what was built (a record
     that cannot be written is a note, never a failure: the next run builds again)."""

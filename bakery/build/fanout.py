@@ -58,6 +58,13 @@ class BakeOptions:
     provenance: str | None = None
     sbom: str | None = None
 
+    def argv(self, docker: Docker, targets: Sequence[str], **extra: Any) -> list[str]:
+        """The ``docker buildx bake`` argv of these options for ``targets`` (``extra``: the per-job
+        ``metadata_file`` and ``progress``, or ``print_only``)."""
+        return docker.bake_argv(self.files, targets, push=self.push, load=self.load, no_cache=self.no_cache,
+                                allow=self.allow, cache_export=self.cache_export, sets=self.sets,
+                                provenance=self.provenance, sbom=self.sbom, **extra)
+
 
 def jobs_for(plan: Mapping[str, Sequence[TargetInfo]], builders: Mapping[str, Builder], out_dir: Path,
              token: str, contexts: Mapping[str, str] | None = None) -> list[Job]:
@@ -128,10 +135,8 @@ def run_jobs(base: Docker, jobs: Sequence[Job], options: BakeOptions, explain: A
         if state.cancelled:
             return
         docker = docker_for(base, job.builder)
-        argv = docker.bake_argv(options.files, [t.name for t in job.targets], push=options.push, load=options.load,
-                                no_cache=options.no_cache, metadata_file=job.metadata.relative_to(options.cwd),
-                                progress=options.progress, allow=options.allow, cache_export=options.cache_export,
-                                sets=options.sets, provenance=options.provenance, sbom=options.sbom)
+        argv = options.argv(docker, [t.name for t in job.targets], progress=options.progress,
+                            metadata_file=job.metadata.relative_to(options.cwd))
         label = job.label
         started = time.monotonic()
         fold = options.log_groups and sequential

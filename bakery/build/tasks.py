@@ -15,6 +15,7 @@ from bakery.build import build as build_mod
 from bakery.build import check as check_mod
 from bakery.build import github
 from bakery.build import generate as generate_mod
+from bakery.build import print_ as print_mod
 from bakery.build import bakefile
 from bakery.build.bakefile import TargetInfo
 from bakery.build.overrides import one_builder
@@ -37,8 +38,10 @@ def generate(c: Context, hcl: bool = False, config: str | None = None, check: bo
         print(f"wrote {path.relative_to(cfg.root)}")
 
 
-@task(iterable=["group", "image", "set_", "build_arg"],
+@task(iterable=["group", "image", "target", "set_", "build_arg"],
       help={"group": "platform group to build (repeatable; default all)", "image": "image to build (repeatable)",
+            "target": "what to build, as bake's positional names: a target (api-amd64), an image, a platform group "
+                      "or default (repeatable; `bakery build api arm` gives them bare)",
             "set": "override a target attribute, as bake's --set: PATTERN.KEY=VALUE, e.g. '*.args.X=1' (repeatable)",
             "build-arg": "NAME=VALUE for every target's args (repeatable)",
             "provenance": "bake's --provenance (true, false, mode=max, ...)", "sbom": "bake's --sbom (true, false)",
@@ -52,6 +55,8 @@ def generate(c: Context, hcl: bool = False, config: str | None = None, check: bo
             "verbose": "echo every command", "progress": "buildx progress: plain (default), tty, rawjson, quiet",
             "cache-scope": "cache ref scope, e.g. the branch (default: cache.scope, or BAKERY_CACHE_SCOPE)",
             "no-skip": "with --push: build every target, even those whose inputs match a pushed result",
+            "print": "print the JSON definition bake would build (`docker buildx bake --print`, every override "
+                     "applied); build nothing",
             "json": "print bake/results.json's document on stdout (everything else goes to stderr)",
             "config": "path of bakery.yaml"})
 @errors_to_exit
@@ -61,10 +66,13 @@ def build(c: Context, group: list[str] | None = None, image: list[str] | None = 
           verbose: bool = False, progress: str = "plain", cache_scope: str | None = None,
           config: str | None = None, no_skip: bool = False, json_: bool = False, set_: list[str] | None = None,
           build_arg: list[str] | None = None, provenance: str | None = None, sbom: str | None = None,
-          builder: str | None = None) -> None:
+          builder: str | None = None, target: list[str] | None = None, print_: bool = False) -> None:
     """Generate the bake file and build it; with --push, one multi-arch index per image."""
     if push and load:
         raise BakeryError("--push and --load exclude each other: push, then pull what you need")
+    if print_ and (dry_run or json_):
+        raise BakeryError(f"--print and {'--dry-run' if dry_run else '--json'} exclude each other: --print builds "
+                          "nothing and its JSON is bake's")
     cfg = config_from(c, config)
     docker = docker_from(c, cfg, verbose=verbose, dry_run=dry_run)
     if builder:
@@ -72,13 +80,17 @@ def build(c: Context, group: list[str] | None = None, image: list[str] | None = 
         if found is None:
             raise BakeryError(f"--builder {builder}: no such buildx builder (`docker buildx ls` lists them)")
         cfg = one_builder(cfg, builder, found.driver)
-    request = build_mod.BuildRequest(groups=tuple(group or ()), images=tuple(image or ()), tag=tag,
+    request = build_mod.BuildRequest(groups=tuple(group or ()), images=tuple(image or ()),
+                                     targets=tuple(target or ()), tag=tag,
                                      cache_scope=cache_scope, push=push, load=load, no_cache=no_cache,
                                      progress=progress, stitch=not no_stitch, skip=not no_skip,
                                      sets=tuple(set_ or ()), build_args=tuple(build_arg or ()), provenance=provenance,
                                      sbom=sbom, log_groups=os.environ.get("GITHUB_ACTIONS") == "true")
     if tag is None:                                  # `tags:` rules, when bakery.yaml has them
         request = _event_tagged(cfg, request)
+    if print_:
+        sys.stdout.write(print_mod.definition(cfg, docker, request, sys.stderr))
+        return
 
     def judge(todo: Sequence[TargetInfo]) -> None:      # only what is built needs a working builder
         if not dry_run:
@@ -113,7 +125,7 @@ def _event_tagged(cfg: Config, request: build_mod.BuildRequest) -> build_mod.Bui
     plan = tags_plan.resolve(cfg, Runner())
     if plan is None:
         return request
-    targets = bakefile.select_targets(cfg, request.groups, request.images)
+    targets = bakefile.select_targets(cfg, request.groups, request.images, request.targets)
     made = tags_plan.for_build(cfg, plan, targets, request.push)
     print(f"tags: {', '.join(plan.tags.tags)} ({plan.event.describe()})", file=sys.stderr)
     if made.note:

@@ -43,9 +43,10 @@ GROUP_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 RESERVED_GROUPS = ("default",)
 
 TOP_KEYS = ("registry", "platform_groups", "cache", "images", "images_from", "tag", "intermediate_tag",
-            "bake_dir", "formats", "provenance", "builders", "default_builder", "fanout", "labels",
+            "bake_dir", "formats", "provenance", "sbom", "attest", "builders", "default_builder", "fanout", "labels",
             "retention", "release", "skip", "tags")
-IMAGE_KEYS = ("context", "dockerfile", "target", "args", "labels", "platform_groups", "repository", "test", "bake")
+IMAGE_KEYS = ("context", "dockerfile", "target", "args", "labels", "platform_groups", "repository", "test",
+              "provenance", "sbom", "attest", "bake")
 CACHE_KEYS = ("type", "scope", "fallback_scope", "mode", "dir", "ref", "ignore_error", "options")
 GROUP_KEYS = ("platforms", "builder")
 BUILDER_KEYS = ("driver", "context", "endpoint", "driver_opts", "platforms", "max_parallel", "nodes")
@@ -114,6 +115,10 @@ class Image:
     labels: Mapping[str, str] = field(default_factory=dict)
     test: tuple[str, ...] | None = None
     bake: Mapping[str, Any] = field(default_factory=dict)
+    # attestations of this image's targets (bakery.config.attest); None: as the top level says
+    provenance: str | bool | None = None     # "min" | "max" | False (none)
+    sbom: bool | None = None
+    attest: tuple[str, ...] = ()             # raw attest entries ("type=sbom,generator=..."), one per type
 
 
 @dataclass(frozen=True)
@@ -128,7 +133,9 @@ class Config:
     intermediate_tag: str = "{tag}-{group}"
     bake_dir: str = "bake"
     formats: tuple[str, ...] = ("json",)
-    provenance: str | None = "min"
+    provenance: str | None = "min"      # None: no provenance attestation
+    sbom: bool = False
+    attest: tuple[str, ...] = ()         # raw attest entries, one per type (bakery.config.attest)
     labels: Mapping[str, str] = field(default_factory=dict)
     builders: Mapping[str, Builder] = field(default_factory=lambda: {IMPLICIT_BUILDER: Builder()})
     default_builder: str = IMPLICIT_BUILDER

@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bakery.config import attest
 from bakery.config.lines import KeyLines
 from bakery.config.model import (ARG_RE, BUILDER_KEYS, CACHE_KEYS, CACHE_OPTIONS, CACHE_REQUIRED, CACHE_SECRETS,
                                  CACHE_TYPES, DRIVERS, GROUP_KEYS, GROUP_RE,
-                                 IMAGE_KEYS, IMPLICIT_BUILDER, NODE_KEYS, PASSTHROUGH_ATTRS, PROVENANCE,
+                                 IMAGE_KEYS, IMPLICIT_BUILDER, NODE_KEYS, PASSTHROUGH_ATTRS,
                                  RESERVED_GROUPS, TOP_KEYS, Builder, BuilderNode, Cache, Config, Image, PlatformGroup,
                                  suggest, target_name)
 from bakery.errors import ConfigError, ConfigErrors
@@ -326,9 +327,13 @@ class Validator:
         if test is not None:
             test_cmd = tuple(self.string_list(test, f"{key}.test"))
         bake = self.mapping(data.get("bake"), f"{key}.bake", PASSTHROUGH_ATTRS)
+        provenance, sbom, attests = attest.level(data, f"{key}.", self.err)
+        if "attest" in data and "attest" in bake:
+            self.err(f"{key}.bake.attest", f"{key}.attest is given too; keep the entries in {key}.attest")
         return Image(name=name, context=context, dockerfile=dockerfile, platform_groups=tuple(chosen),
                      repository=repository, target=self.string(data.get("target"), f"{key}.target"), args=args,
-                     labels=self.string_map(data.get("labels"), f"{key}.labels"), test=test_cmd, bake=bake)
+                     labels=self.string_map(data.get("labels"), f"{key}.labels"), test=test_cmd, bake=bake,
+                     provenance=provenance, sbom=sbom, attest=attests)
 
 
 def validate(data: Any, root: Path, source: str, lines: KeyLines | None = None) -> Config:
@@ -363,11 +368,8 @@ def validate(data: Any, root: Path, source: str, lines: KeyLines | None = None) 
     for i, f in enumerate(formats):
         if f not in ("json", "hcl"):
             v.err(f"formats[{i}]", f"{f!r} is not json or hcl")
-    prov = data.get("provenance", "min")
-    if prov is False or prov is None:
-        provenance = None
-    else:
-        provenance = v.choice(prov, "provenance", PROVENANCE, "min")
+    prov, sbom, attests = attest.level(data, "", v.err)
+    provenance = "min" if prov is None else (prov if isinstance(prov, str) else None)
     bake_dir = v.path(data.get("bake_dir"), "bake_dir") or "bake"
     cache = v.cache(data.get("cache"))
     builders = v.builders(data.get("builders"))
@@ -387,7 +389,8 @@ def validate(data: Any, root: Path, source: str, lines: KeyLines | None = None) 
     if v.errors:
         raise ConfigErrors(v.errors)
     return Config(root=root, source=source, registry=registry, platform_groups=groups, images=images, cache=cache,
-                  tag=tag, intermediate_tag=inter, bake_dir=bake_dir, formats=formats, provenance=provenance,
+                  tag=tag, intermediate_tag=inter, bake_dir=bake_dir, formats=formats,
+                  provenance=provenance, sbom=bool(sbom), attest=attests,
                   labels=labels, builders=builders, default_builder=default_builder, fanout=fanout, raw=dict(data),
                   skip=skip is not False, mirrors=mirrors,
                   lines=v.lines)

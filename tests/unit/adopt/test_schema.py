@@ -60,9 +60,20 @@ def test_the_repository_config_and_the_documented_examples_validate() -> None:
     {"registry": "r/x", "platform_groups": {"a": ["linux/amd64"]}, "cache": {"type": "gha-typo"}},
     {"registry": "r/x", "platform_groups": {"a": ["linux/amd64"]}, "images": {"api": {"contxt": "."}}},
     {"registry": "r/x", "platform_groups": {"a": ["linux/amd64"]}, "images": {"a.b": {"context": "."}}},
+    {"registry": "r/x", "platform_groups": {"a": ["linux/amd64"]}, "sbom": "yes"},
+    {"registry": "r/x", "platform_groups": {"a": ["linux/amd64"]}, "images": {"api": {"attest": ["type=sbon"]}}},
+    {"registry": "r/x", "platform_groups": {"a": ["linux/amd64"]}, "images": {"api": {"provenance": "mid"}}},
 ])
 def test_typos_and_unknown_choices_are_flagged(bad: dict[str, Any]) -> None:
     assert list(_validator().iter_errors(bad))
+
+
+def test_the_attestation_keys_are_in_the_schema_at_both_levels() -> None:
+    data = {"registry": "r/x", "platform_groups": {"a": ["linux/amd64"]}, "sbom": True,
+            "attest": ["mode=max,type=provenance"],
+            "images": {"api": {"context": ".", "sbom": False, "provenance": False,
+                               "attest": ['type=sbom,"generator=r.example/scan:1"']}}}
+    assert [e.message for e in _validator().iter_errors(data)] == []
 
 
 def test_the_text_is_the_schema_as_json(tmp_path: Path) -> None:

@@ -175,6 +175,33 @@ def test_select_targets_filters_by_group_and_image(tmp_path: Path) -> None:
         bakefile.select_targets(cfg, ["arm"], ["static"])
 
 
+@pytest.mark.parametrize(("names", "targets"), [
+    (["api-arm"], ["api-arm"]),
+    (["api"], ["api-amd64", "api-arm"]),
+    (["arm"], ["api-arm", "worker-arm"]),
+    (["static", "arm"], ["api-arm", "worker-arm", "static-amd64"]),
+    (["default"], ["api-amd64", "api-arm", "worker-amd64", "worker-arm", "static-amd64"]),
+])
+def test_positional_names_select_targets_as_the_bake_files_groups_do(tmp_path: Path, names: list[str],
+                                                                     targets: list[str]) -> None:
+    cfg = make_config(tmp_path)
+    assert bakefile.select_targets(cfg, names=names) == targets
+    doc = bakefile.document(cfg, Capabilities((0, 13, 1)))
+    named = {t for n in names for t in (doc["group"][n]["targets"] if n in doc["group"] else [n])}
+    assert set(targets) == named
+
+
+def test_positional_names_are_filtered_by_group_and_image(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    assert bakefile.select_targets(cfg, ["arm"], [], ["api", "static"]) == ["api-arm"]
+
+
+def test_an_unknown_positional_name_is_one_line_with_a_suggestion(tmp_path: Path) -> None:
+    with pytest.raises(BakeryError, match="target 'wroker' is no target, image or platform group of this bake "
+                                          "file; did you mean worker"):
+        bakefile.select_targets(make_config(tmp_path), names=["wroker"])
+
+
 def test_colliding_target_names_are_rejected(tmp_path: Path) -> None:
     (tmp_path / "svc" / "a").mkdir(parents=True)
     (tmp_path / "svc" / "a" / "Dockerfile").write_text("FROM scratch\n")

@@ -105,8 +105,8 @@ yaml_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=30)
 keys = st.sampled_from(["registry", "platform_groups", "cache", "images", "tag", "intermediate_tag", "bake_dir",
-                        "formats", "provenance", "builders", "default_builder", "fanout", "labels", "release",
-                        "retention", "images_from", "nonsense"])
+                        "formats", "provenance", "sbom", "attest", "builders", "default_builder", "fanout", "labels",
+                        "release", "retention", "images_from", "nonsense"])
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
