@@ -7,7 +7,9 @@ On top of Invoke's program it smooths three edges a CI log or a shell pipe meets
 - a flag that takes a value refuses to be empty (``build --group`` with nothing after it built every group;
   ``--tag=`` fell back to the default tag) with one line, unless the task declares empty as meaningful
   (``manifest.annotate --variant ""`` removes the variant);
-- a closed pipe (``bakery --help | head``) ends the program quietly instead of with a traceback.
+- a closed pipe (``bakery --help | head``) ends the program quietly instead of with a traceback;
+- targets may be given as bake takes them, bare after the task (``bakery build api arm`` is
+  ``bakery build --target api --target arm``).
 """
 
 from __future__ import annotations
@@ -80,6 +82,41 @@ def empty_value(argv: Sequence[str], contexts: Sequence[ParserContext],
     return None
 
 
+TARGET_FLAG = "--target"
+TARGETED = frozenset({"build"})      # the tasks whose bare words are bake targets
+
+
+def positional_targets(argv: Sequence[str], contexts: Sequence[ParserContext]) -> list[str]:
+    """``bakery build api arm`` -> ``bakery build --target=api --target=arm``, as bake takes targets: a bare word
+    after ``build`` that is neither a flag's value nor a task's name is a target. (A target named like a task is
+    written ``--target NAME``.)"""
+    names = _names(contexts)
+    ctx: ParserContext | None = None
+    out = [argv[0]] if argv else []
+    tokens = list(argv[1:])
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        i += 1
+        if token == "--":
+            out += [token, *tokens[i:]]
+            break
+        flag, eq, _ = token.partition("=")
+        arg = ctx.flags[flag] if ctx is not None and flag.startswith("-") and flag in ctx.flags else None
+        if arg is not None:
+            out.append(token)
+            if arg.takes_value and not eq and i < len(tokens):
+                out.append(tokens[i])
+                i += 1
+            continue
+        if token in names and not token.startswith("-"):
+            ctx = names[token]
+        elif ctx is not None and ctx.name in TARGETED and not token.startswith("-"):
+            token = f"{TARGET_FLAG}={token}"
+        out.append(token)
+    return out
+
+
 def allowed_empty(collection: Collection) -> dict[str, frozenset[str]]:
     """Per task name, the flags it declares may be empty (``allow_empty`` on :class:`bakery.cli.BakeryTask`)."""
     out = {}
@@ -105,8 +142,9 @@ class BakeryProgram(Program):
     def run(self, argv: list[str] | None = None, exit: bool = True) -> None:
         try:
             given = list(argv) if argv is not None else list(sys.argv)
-            asked = help_argv(given, (self.namespace or ns).to_contexts())
-            super().run(asked or argv, exit)
+            contexts = (self.namespace or ns).to_contexts()
+            asked = help_argv(given, contexts)
+            super().run(asked or positional_targets(given, contexts), exit)
         except BrokenPipeError:
             # the reader went away (`| head`): stop quietly; stdout points at /dev/null so the interpreter's
             # final flush does not raise again

@@ -169,6 +169,13 @@ def test_the_buildx_version_is_probed_once_then_read_from_its_record(example_pro
     assert probes() == 1
 
 
+def test_targets_given_bare_after_build_are_what_bake_builds(example_project: Path) -> None:
+    proc = run(example_project, sys.executable, "-m", "bakery", "build", "static", "arm", "--dry-run")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    bake = [line for line in proc.stderr.splitlines() if " docker buildx bake -f " in line]
+    assert len(bake) == 1 and bake[0].endswith(" api-arm worker-arm static-amd64"), bake
+
+
 def bakery(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     return run(cwd, sys.executable, "-m", "bakery", *argv)
 

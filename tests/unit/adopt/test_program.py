@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bakery.cli import SHORT_FLAGS
-from bakery.program import allowed_empty, empty_value, help_argv
+from bakery.program import allowed_empty, empty_value, help_argv, positional_targets
 from bakery.tasks import ns
 
 CONTEXTS = ns.to_contexts()
@@ -46,3 +46,26 @@ def test_short_flags_mean_the_same_flag_in_every_task_and_none_hides_help() -> N
             shorts = [n for n in arg.names if len(n) == 1]
             assert shorts in ([], [SHORT_FLAGS.get(arg.names[0])]), (ctx.name, arg.names)
             assert "h" not in shorts
+
+
+@pytest.mark.parametrize(("argv", "rewritten"), [
+    (["build", "api", "arm"], ["build", "--target=api", "--target=arm"]),
+    (["build", "--group", "arm", "api", "--push"], ["build", "--group", "arm", "--target=api", "--push"]),
+    (["build", "-t", "v1", "api-amd64"], ["build", "-t", "v1", "--target=api-amd64"]),
+    (["build", "--tag=v1", "default", "stitch", "--tag", "v1"],
+     ["build", "--tag=v1", "--target=default", "stitch", "--tag", "v1"]),
+    (["build", "--", "api"], ["build", "--", "api"]),
+])
+def test_bare_words_after_build_are_its_targets_as_bake_takes_them(argv: list[str], rewritten: list[str]) -> None:
+    assert positional_targets(["bakery", *argv], CONTEXTS) == ["bakery", *rewritten]
+
+
+def test_a_task_without_targets_keeps_its_positional_arguments() -> None:
+    argv = ["bakery", "manifest.create", "127.0.0.1:5000/a:1", "--from", "x"]
+    assert positional_targets(argv, CONTEXTS) == argv
+
+
+def test_every_flag_keeps_its_help_however_often_the_contexts_are_read() -> None:
+    ns.to_contexts()
+    build = next(c for c in ns.to_contexts() if c.name == "build")
+    assert dict(build.help_tuples())["-g, --group"].startswith("platform group to build")
