@@ -96,6 +96,14 @@ def explain_failure(lines: Sequence[str], targets: Sequence[TargetInfo]) -> str:
     """
     if grants := _missing_grants(lines):
         return grants
+    message = _located_failure(lines, targets)
+    if "buildkit-syft-scanner" in message:      # `sbom: true` pulls BuildKit's default scanner from Docker Hub
+        message += ("; the SBOM scanner image cannot be pulled: mirror docker/buildkit-syft-scanner into a "
+                    "registry this builder reaches and name it: attest: [\"type=sbom,generator=REF\"]")
+    return message
+
+
+def _located_failure(lines: Sequence[str], targets: Sequence[TargetInfo]) -> str:
     names: dict[str, tuple[str, str]] = {}
     errors: list[tuple[str, str, str]] = []
     final = ""

@@ -118,4 +118,5 @@ def test_sbom_true_is_buildkits_default_scanner_or_one_line_naming_it(bakery_cli
         return
     last = built.stderr.strip().splitlines()[-1]    # offline (this stack): the scanner image cannot be resolved
     assert last.startswith("bakery: build failed: target app-amd64") and "docker/buildkit-syft-scanner" in last
+    assert last.endswith('name it: attest: ["type=sbom,generator=REF"]')
     assert "Traceback" not in built.stderr
