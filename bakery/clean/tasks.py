@@ -11,18 +11,21 @@ import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Context
 
-from bakery.clean import execute as core
-from bakery.clean import local, policy
-from bakery.clean.model import DELETE_DIGEST, Plan
 from bakery.cli import Progress, config_from, docker_from, errors_to_exit, task
 from bakery.errors import BakeryError, RegistryError
 from bakery.humanize import short_digest, human_bytes as format_bytes
 
+from bakery.clean.model import DELETE_DIGEST, Plan
+
+if TYPE_CHECKING:
+    from bakery.clean import execute as core
+
 __all__ = ["clean", "format_bytes", "plan_table"]
+# the clean core is imported by the task when it runs: `bakery build` does not pay for it
 
 
 _DIGEST = re.compile(r"sha256:([0-9a-f]{12})[0-9a-f]{52}")
@@ -95,6 +98,8 @@ def clean(c: Context, image: list[str] | None = None, yes: bool = False, json_: 
 
 
 def _registry(cfg: Any, images: Sequence[str], yes: bool, as_json: bool, workers: int) -> None:
+    from bakery.clean import execute as core
+    from bakery.clean import policy
     retention = policy.policy_for(cfg)
     chosen = policy.targets(cfg, images)
     registry = policy.registry_client(cfg)
@@ -179,6 +184,7 @@ def _failure(ref: str, outcome: core.Outcome) -> str:
 
 def _local(c: Context, cfg: Any, yes: bool, as_json: bool, keep_storage: str | None, filters: list[str],
            builder_prefix: str, image_filters: list[str]) -> None:
+    from bakery.clean import local
     docker = docker_from(c, cfg)
     steps = local.local_steps(docker, cfg, keep_storage=keep_storage, filters=filters,
                              builder_prefix=builder_prefix, image_filters=image_filters)
