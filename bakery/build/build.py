@@ -255,7 +255,7 @@ def _decide_skip(config: Config, docker: Docker, run: BuildRun, overlay: Mapping
     cache_path = config.root / config.bake_dir / inputs_mod.STAT_CACHE
     cache = inputs_mod.StatCache.load(cache_path)
     extra: dict[str, Any] = {
-        "overlay": dict(overlay or {}),
+        "overlay": skip_mod.commit_free(overlay or {}),
         "overrides": {p.name: inputs_mod.json_digest((config.root / p).read_bytes().decode("utf-8", "replace"))
                       for p in overlay_files(config)}}
     if not run.overrides.empty:                          # --set/--build-arg/--provenance/--sbom change the result

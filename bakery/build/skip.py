@@ -33,6 +33,32 @@ EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
 LOOKUP_PREFIX = "cache-inputs-"
 
 
+# what changes with every commit though the image need not: a target whose inputs are otherwise those of a pushed
+# result is not rebuilt for a new revision label; the result it reuses keeps the revision it was built from
+PER_COMMIT_LABELS = ("org.opencontainers.image.revision", "org.opencontainers.image.created")
+PER_COMMIT_ARGS = ("SOURCE_DATE_EPOCH",)
+
+
+def commit_free(overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """``overlay`` (a bake document) without the per-commit values of the ``tags:`` labels: the revision and
+    created labels and annotations and ``SOURCE_DATE_EPOCH`` (pure; the version label and every other key stay)."""
+    out: dict[str, Any] = {k: v for k, v in overlay.items() if k != "target"}
+    targets: dict[str, Any] = {}
+    for name, body in dict(overlay.get("target") or {}).items():
+        kept = dict(body)
+        if isinstance(kept.get("labels"), Mapping):
+            kept["labels"] = {k: v for k, v in kept["labels"].items() if k not in PER_COMMIT_LABELS}
+        if isinstance(kept.get("annotations"), list):
+            kept["annotations"] = [a for a in kept["annotations"]
+                                   if str(a).split("=", 1)[0].split(":", 1)[-1] not in PER_COMMIT_LABELS]
+        if isinstance(kept.get("args"), Mapping):
+            kept["args"] = {k: v for k, v in kept["args"].items() if k not in PER_COMMIT_ARGS}
+        targets[name] = kept
+    if "target" in overlay:
+        out["target"] = targets
+    return out
+
+
 def lookup_tag(inputs: str) -> str:
     """The tag of a result's record: the input digest's hex (71 characters, a valid tag)."""
     return LOOKUP_PREFIX + inputs.removeprefix("sha256:")

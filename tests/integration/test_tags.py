@@ -105,3 +105,23 @@ def test_a_bad_rule_is_one_line_naming_the_file_and_key(bakery_cli: Cli, repo_ro
     failed = bakery_cli(repo_root, "build", "--push", check=False)
     assert failed.returncode != 0 and "Traceback" not in failed.stderr
     assert "bakery.yaml" in failed.stderr and "tags.rules[6]" in failed.stderr and "needs pattern=" in failed.stderr
+
+
+def test_a_new_commit_that_changes_no_context_reuses_the_image_and_a_release_tag_rebuilds_it(
+        bakery_cli: Cli, repo_root: Path, prefix: str) -> None:
+    """The per-commit labels (revision, created, SOURCE_DATE_EPOCH) are not inputs: the image built for the last
+    commit is reused under the new commit's tags, labels and all. The version label is: a tag's build is its own."""
+    host, name = prefix.split("/", 1)
+    first = bakery_cli(repo_root, "build", "--push", env=github(repo_root, "push", "refs/heads/main", {}))
+    assert "unchanged since" not in first.stdout
+    (repo_root / "README").write_text("outside every context\n")
+    git(repo_root, "add", "README")
+    git(repo_root, "commit", "-qm", "docs")
+    env = github(repo_root, "push", "refs/heads/main", {})
+    again = bakery_cli(repo_root, "build", "--push", env=env)
+    assert "app-amd64: unchanged since main (inputs sha256:" in again.stdout
+    assert digest_at(host, f"{name}/app", f"sha-{env['GITHUB_SHA'][:7]}") == digest_at(host, f"{name}/app", "main")
+    git(repo_root, "tag", "v1.0.0")
+    tagged = bakery_cli(repo_root, "build", "--push", env=github(repo_root, "push", "refs/tags/v1.0.0", {}))
+    assert "unchanged since" not in tagged.stdout
+    assert labels_of(host, f"{name}/app", "1.0.0")["org.opencontainers.image.version"] == "1.0.0"

@@ -113,3 +113,15 @@ def test_the_subject_comes_from_bake_metadata_or_the_registry() -> None:
     assert skip.subject_of(reg, REPO, {"containerimage.descriptor": desc}) == desc
     assert skip.subject_of(reg, REPO, {"containerimage.digest": digest})["digest"] == digest  # type: ignore[index]
     assert skip.subject_of(reg, REPO, {}) is None
+
+
+def test_the_per_commit_labels_are_no_input_but_the_version_and_the_users_are() -> None:
+    overlay = {"target": {"app-amd64": {
+        "labels": {"org.opencontainers.image.revision": "abc", "org.opencontainers.image.created": "2026-12-01",
+                   "org.opencontainers.image.version": "1.0.0", "team": "core"},
+        "annotations": ["org.opencontainers.image.revision=abc", "index:org.opencontainers.image.created=x",
+                        "org.opencontainers.image.version=1.0.0"],
+        "args": {"SOURCE_DATE_EPOCH": "1764547200", "X": "1"}}}}
+    assert skip.commit_free(overlay) == {"target": {"app-amd64": {
+        "labels": {"org.opencontainers.image.version": "1.0.0", "team": "core"},
+        "annotations": ["org.opencontainers.image.version=1.0.0"], "args": {"X": "1"}}}}
