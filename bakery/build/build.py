@@ -191,8 +191,9 @@ def build(config: Config, docker: Docker, request: BuildRequest, out: TextIO = s
         _record_sizes(config, run, result)
     if request.push and request.stitch:
         built = {name: t["digest"] for name, t in result.targets.items()}
+        reused = {u.part.digest: u.part for u in run.skip.unchanged.values()}
         _record(result, stitch.stitch_images(config, _images(run.infos), result.tag, run.variables[VAR_REGISTRY],
-                                             built, request.also))
+                                             built, request.also, reused))
     write_results(config, result)
     if result.images and config.mirrors:
         mirror.copy_to_mirrors(config, docker, result.images, out)

@@ -10,6 +10,7 @@ place: the same parts, annotations and attestation policy give the same bytes in
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,15 +64,16 @@ class Stitched:
 
 
 def stitch_image(registry: Registry, repository: str, tags: Sequence[str],
-                 sources: Sequence[tuple[str, Sequence[str]]]) -> Stitched:
+                 sources: Sequence[tuple[str, Sequence[str]]], known: Mapping[str, Part] | None = None) -> Stitched:
     """Merge per-group results into one index and push it under every tag.
 
     ``sources`` is ``[(digest, expected platforms)]`` in group order; a group whose result does not hold
-    exactly its expected platforms is an error before anything is pushed.
+    exactly its expected platforms is an error before anything is pushed. ``known``: results already read (by
+    digest: the skip's lookups read those they reuse), not fetched again.
     """
     parts = []
     for digest, expected in sources:
-        part = read_part(registry, repository, digest)
+        part = (known or {}).get(digest) or read_part(registry, repository, digest)
         if not holds_exactly(part.platforms, expected):
             raise RegistryError(f"{repository}@{digest}: holds platforms {part.platforms}, expected {list(expected)}")
         parts.append(part)
@@ -105,13 +107,16 @@ def plan_lines(config: Config, images: Sequence[str], tag: str, registry_host: s
 
 
 def stitch_images(config: Config, images: Sequence[str], tag: str, registry_host: str,
-                  built: Mapping[str, str | None], also: Sequence[str] = ()) -> Stitching:
+                  built: Mapping[str, str | None], also: Sequence[str] = (),
+                  known: Mapping[str, Part] | None = None) -> Stitching:
     """One index per image under the public tag, from all of the image's groups: those in ``built`` (target name
     -> digest bake reported) as built now, the others from their per-group refs pushed earlier. An image with a
-    group missing is left for later, with a note."""
+    group missing is left for later, with a note. The images are stitched concurrently (their own requests);
+    ``known``: per-group results already read, by digest."""
     registry, prefix = registry_for(registry_host)
     done = Stitching()
-    for image in images:
+
+    def one(image: str) -> tuple[str, dict[str, Any] | str]:
         img = config.images[image]
         repo = f"{prefix}/{img.repository}" if prefix else img.repository
         sources: list[tuple[str, Sequence[str]]] = []
@@ -125,11 +130,18 @@ def stitch_images(config: Config, images: Sequence[str], tag: str, registry_host
             else:
                 sources.append((digest, config.platform_groups[group].platforms))
         if missing:
-            done.notes.append(f"{image}: not stitched yet: {', '.join(missing)} missing in {repo} "
-                              f"(build those groups with the same --tag, then `invoke stitch --tag {tag}`)")
-            continue
-        made = stitch_image(registry, repo, list(dict.fromkeys([tag, *also])), sources)
-        done.images[image] = {"ref": f"{registry_host}/{img.repository}:{tag}", "digest": made.digest,
-                              "tags": list(made.tags),
-                              "platforms": list(made.index.platforms), "sources": list(made.index.sources)}
+            return image, (f"{image}: not stitched yet: {', '.join(missing)} missing in {repo} "
+                           f"(build those groups with the same --tag, then `invoke stitch --tag {tag}`)")
+        made = stitch_image(registry, repo, list(dict.fromkeys([tag, *also])), sources, known)
+        return image, {"ref": f"{registry_host}/{img.repository}:{tag}", "digest": made.digest,
+                       "tags": list(made.tags),
+                       "platforms": list(made.index.platforms), "sources": list(made.index.sources)}
+    if not images:
+        return done
+    with ThreadPoolExecutor(min(8, len(images)), thread_name_prefix="stitch") as pool:
+        for image, made in pool.map(one, images):            # in the images' order, whatever finished first
+            if isinstance(made, str):
+                done.notes.append(made)
+            else:
+                done.images[image] = made
     return done
