@@ -1,7 +1,8 @@
 """release: publish one version of every image as a set of tags on one multi-arch index, after every platform passed
-its smoke test. :func:`release` runs the phases (plan, build, load, smoke, publish, report); the modules hold them:
-``settings`` (the ``release:`` section), ``git``, ``tags``, ``plan``, ``smoke``, ``publish``, ``report``, ``run``.
-Names that are also module names (``settings``, ``publish``) are taken from their modules."""
+its smoke test. :func:`release` runs the phases (plan, build, load, smoke, publish, mirror, report); the modules hold
+them: ``settings`` (the ``release:`` section), ``git``, ``tags``, ``tagset`` (``release.tags`` or the ``tags:``
+rules), ``plan``, ``smoke``, ``publish``, ``report``, ``run``. Names that are also module names (``settings``,
+``publish``) are taken from their modules."""
 
 from bakery._lazy import exports
 
@@ -11,7 +12,8 @@ __all__, __getattr__ = exports(__name__, {
     "ReleaseFailed": "bakery.release.plan",
     "ReleasePlan": "bakery.release.plan",
     "IndexPlan": "bakery.release.plan",
-    "TagPlan": "bakery.release.plan",
+    "TagPlan": "bakery.release.tagset",
+    "TagSource": "bakery.release.tagset",
     "plan_tags": "bakery.release.plan",
     "already_released": "bakery.release.plan",
     "reusable": "bakery.release.plan",

@@ -1,5 +1,6 @@
 """The plan of a release, before anything is built: the version and where it came from, the tag set per image
-(:func:`plan_tags`: metadata-action rules, floating tags never moved back), the previous release of each image (to
+(:func:`plan_tags` from ``release.tags``, or bakery.yaml's ``tags:`` rules for the version tag: :mod:`bakery.release.
+tagset`; floating tags never moved back either way), the previous release of each image (to
 compare sizes with), the bake overlay that labels the build, and whether the version tag already holds this commit's
 release (:func:`already_released`: then it is published again, not rebuilt).
 
@@ -26,6 +27,7 @@ from bakery.release.git import GitInfo, git_info
 from bakery.release.settings import ReleaseSettings, settings
 from bakery.release.tags import (TagError, TagOptions, Version, compute_tags, newest_version, oci_labels,
                                  parse_version, sanitize_tag)
+from bakery.release.tagset import TagPlan, TagSource, rule_tags, tag_source
 
 OCI_KEYS = ("org.opencontainers.image.version", "org.opencontainers.image.revision",
             "org.opencontainers.image.source", "org.opencontainers.image.created")
@@ -44,12 +46,6 @@ def resolve_version(requested: str | None, head_tags: Sequence[str]) -> tuple[Ve
         raise BakeryError("no version to release: HEAD has no semver tag (git tag v1.2.3) and --version was not "
                           "given")
     return on_head, f"tag {on_head.raw} on HEAD"
-
-
-@dataclass(frozen=True)
-class TagPlan:
-    tags: tuple[str, ...]
-    held: tuple[tuple[str, str], ...] = ()     # floating tags left where they are: (tag, why)
 
 
 def plan_tags(version: Version, sha: str | None, options: TagOptions, published: Iterable[Version] = (),
@@ -245,6 +241,7 @@ class ReleasePlan:
     groups: frozenset[str]                # platform groups rebuilt
     dry: bool
     notes: list[str] = field(default_factory=list)    # collected along the way, for the report
+    tag_source: TagSource = TagSource()   # where the tag set comes from: release.tags, or the tags: rules
 
     def repository(self, image: str) -> str:
         repo = self.config.images[image].repository
@@ -305,9 +302,13 @@ def prepare(config: Config, runner: Runner, request: ReleaseRequest, out: TextIO
     if git.dirty:
         notes.append(f"built from a dirty working tree ({len(git.dirty)} changed path(s)); revision {git.sha[:12]} "
                      "does not describe it exactly")
+    source = tag_source(config, git, version)
+    if source.unused:
+        notes.append(f"{', '.join(source.unused)}: not used, the tags come from tags: (release.tags.floating is)")
     print(f"release {version} ({version_from}), commit {git.sha[:12]}, created {git.created}", file=out)
+    print(f"  tag set from {source.origin}", file=out)
     return ReleasePlan(config, request, opts, git, version, version_from, tag, host, registry, prefix, labels,
-                       annotations, tuple(images), frozenset(groups), runner.dry_run, notes)
+                       annotations, tuple(images), frozenset(groups), runner.dry_run, notes, source)
 
 
 def _selected_images(config: Config, request: ReleaseRequest) -> list[str]:
@@ -325,21 +326,23 @@ def _selected_groups(config: Config, request: ReleaseRequest) -> set[str]:
 
 
 def plan_images(plan: ReleasePlan, out: TextIO) -> dict[str, ImageWork]:
-    """Phase 2: per image the tag set (floating tags held against newer releases), the previous release, and
-    whether this commit's release is already published (then it is not rebuilt: :func:`already_released`)."""
+    """Phase 2: per image the tag set (``release.tags`` or the ``tags:`` rules, floating tags held against newer
+    releases), the previous release, and whether this commit's release is already published (then it is not
+    rebuilt: :func:`already_released`)."""
     work: dict[str, ImageWork] = {}
     pattern = intermediate_pattern(plan.config)
-    opts, version, registry = plan.opts, plan.version, plan.registry
+    opts, version, registry, source = plan.opts, plan.version, plan.registry, plan.tag_source
     for name in plan.images:
         repo = plan.repository(name)
         try:
-            published = published_versions(registry.tags(repo), opts.tags, pattern)
+            published = published_versions(registry.tags(repo), source.version_options(opts.tags), pattern)
         except RegistryError as exc:
             if not plan.dry:
                 raise
             plan.notes.append(f"{name}: registry not reachable ({exc}); floating tags planned without it")
             published = {}
-        tags = plan_tags(version, plan.git.sha, opts.tags, published, opts.floating)
+        tags = plan_tags(version, plan.git.sha, opts.tags, published, opts.floating) if source.event is None \
+            else rule_tags(source, version, published, opts.floating)
         w = work[name] = ImageWork(name, repo, f"{plan.registry_host}/{plan.config.images[name].repository}", tags,
                                    previous_release(version, published))
         print(f"  {name}: {w.full_name}: {' '.join(tags.tags)}", file=out)

@@ -1,6 +1,8 @@
 """Publishing, all or nothing: per image ONE index stitched from its group results (:mod:`bakery.build.stitch`,
 the same stitcher as ``build --push``), PUT under every tag of its set only after every platform of every image
-passed its smoke test; a tag that fails to move puts every tag this run moved back where it was."""
+passed its smoke test; a tag that fails to move puts every tag this run moved back where it was. Then each
+published index is copied to every mirror of ``registry:`` under the same tags (:mod:`bakery.build.mirror`, as
+``build --push`` does)."""
 
 from __future__ import annotations
 
@@ -8,14 +10,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TextIO
 
+from bakery.build.mirror import copy_to_mirrors
 from bakery.build.stitch import stitch_parts
+from bakery.docker import Docker
 from bakery.errors import BakeryError
 from bakery.process import signals_deferred
 from bakery.manifest.drafts import short
 from bakery.oci.untag import untag
 from bakery.oci.registry import OCI_INDEX, Manifest, Registry
 from bakery.release.plan import ImageWork, IndexPlan, ReleaseFailed, ReleasePlan, reusable
-from bakery.release.report import ReleaseReport, carry_smoke, read_report, report_paths
+from bakery.release.report import ReleaseReport, as_stitched, carry_smoke, read_report, report_paths
 
 
 # --------------------------------------------------------------------------- what to publish
@@ -124,3 +128,23 @@ def untag_intermediate(plan: ReleasePlan, work: Iterable[ImageWork], out: TextIO
                 raise BakeryError(f"release {plan.version} is published, but untagging {w.full_name}:{ref} failed: "
                                   f"{exc}; retry with manifest.rm {w.full_name}:{ref}") from None
             print(f"  untagged {w.full_name}:{done.tag} (manifest {short(done.previous or '')} kept)", file=out)
+
+
+def mirror_all(plan: ReleasePlan, docker: Docker, plans: Sequence[IndexPlan], report: ReleaseReport,
+               out: TextIO) -> ReleaseReport:
+    """Phase: copy every published index to each mirror of ``registry:`` under every tag of its set
+    (:func:`bakery.build.mirror.copy_to_mirrors`: ``docker buildx imagetools create``, every copy tried). The refs
+    copied go in the report; the copies that failed too, as one line naming each mirror (:func:`finish` fails
+    the release with it once the report is written: the first registry's tags stand)."""
+    if not plan.config.mirrors or not report.published:
+        return report
+    print("== mirror", file=out, flush=True)
+    images = {p.image: as_stitched(p.name, p.digest, p.tags) for p in plans if p.tags}
+    error = None
+    try:
+        copy_to_mirrors(plan.config, docker, images, out)
+    except BakeryError as exc:
+        error = str(exc)
+    copied = {name: tuple(info.get("mirrored") or ()) for name, info in images.items()}
+    return replace(report, mirror_error=error,
+                   images=tuple(replace(i, mirrored=copied.get(i.image, ())) for i in report.images))

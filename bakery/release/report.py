@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bakery.atomic import write_files
+from bakery.build.mirror import mirror_refs
 from bakery.config.model import Config
 from bakery.humanize import human_bytes
 from bakery.manifest.drafts import entry_platform, layer_bytes
 from bakery.oci.index import config_platform, is_attestation
 from bakery.oci.registry import Manifest, Registry
-from bakery.release.plan import ImageWork, IndexPlan, ReleasePlan
+from bakery.release.plan import ImageWork, IndexPlan, ReleaseFailed, ReleasePlan
 from bakery.release.smoke import SmokeResult
 from bakery.release.tags import Version, sanitize_tag
 
@@ -73,6 +74,7 @@ class ImageReport:
     platforms: tuple[PlatformReport, ...]
     previous: dict[str, str] | None = None      # {"version", "tag", "digest"}
     warnings: tuple[str, ...] = ()
+    mirrored: tuple[str, ...] = ()              # mirror/repository:tag refs the index was copied to
 
     @property
     def size(self) -> int:
@@ -91,6 +93,8 @@ class ReleaseReport:
     published: bool
     images: tuple[ImageReport, ...]
     notes: tuple[str, ...] = ()
+    tags_from: str = "release.tags"             # where the tag sets came from (release.tags or the tags: rules)
+    mirror_error: str | None = None             # the mirrors not copied to, and why (the primary is published)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -168,6 +172,8 @@ def render_report(report: ReleaseReport) -> str:
         lines.append(f"  tags: {', '.join(i.tags)}")
         for tag, why in i.held_tags:
             lines.append(f"  held: {tag} stays where it is ({why})")
+        if i.mirrored:
+            lines.append(f"  mirrored: {', '.join(i.mirrored)}")
         if i.previous:
             lines.append(f"  previous release: {i.previous['version']} ({i.previous['digest'][:19]})")
     return "\n".join(lines)
@@ -209,7 +215,7 @@ def make_report(plan: ReleasePlan, work: Iterable[ImageWork], plans: Sequence[In
 def _release_report(plan: ReleasePlan, published: bool, images: tuple[ImageReport, ...]) -> ReleaseReport:
     git, version = plan.git, plan.version
     return ReleaseReport(str(version), version.is_prerelease, git.sha, git.source, git.created, plan.version_from,
-                         bool(git.dirty), published, images, tuple(plan.notes))
+                         bool(git.dirty), published, images, tuple(plan.notes), plan.tag_source.origin)
 
 
 def _sizes(registry: Registry, repo: str, man: Manifest) -> dict[str, int]:
@@ -229,7 +235,8 @@ def platform_of_manifest(registry: Registry, repo: str, man: Manifest) -> str:
 
 
 def finish(plan: ReleasePlan, report: ReleaseReport, out: TextIO) -> ReleaseReport:
-    """Last phase: print the table, warnings and notes; write both report files when the release is published."""
+    """Last phase: print the table, warnings and notes; write both report files when the release is published. A
+    mirror not copied to fails the release then, the report written (the first registry's tags stand)."""
     print("== report", file=out)
     print(render_report(report), file=out)
     for warning in report.warnings:
@@ -239,7 +246,15 @@ def finish(plan: ReleasePlan, report: ReleaseReport, out: TextIO) -> ReleaseRepo
     if report.published:
         paths = write_report(plan.config, plan.version, report)
         print(f"report: {', '.join(str(p.relative_to(plan.config.root)) for p in paths)}", file=out, flush=True)
+    if report.mirror_error:
+        raise ReleaseFailed(f"release {plan.version} is published in {plan.registry_host}, but "
+                            f"{report.mirror_error}; run it again to retry the copies")
     return report
+
+
+def as_stitched(name: str, digest: str, tags: Sequence[str]) -> dict[str, Any]:
+    """One published index as :mod:`bakery.build.mirror` takes it (``ref``, ``digest``, ``tags``)."""
+    return {"ref": f"{name}:{tags[0]}", "digest": digest, "tags": list(tags)}
 
 
 def dry_run(plan: ReleasePlan, work: Iterable[ImageWork], out: TextIO) -> ReleaseReport:
@@ -261,6 +276,10 @@ def dry_run(plan: ReleasePlan, work: Iterable[ImageWork], out: TextIO) -> Releas
             print(f"would publish one index ({', '.join(config.platforms_of(w.name))}, attestations "
                   f"{opts.attestations}) as {w.full_name}:{{{','.join(w.plan.tags)}}}", file=out)
     if request.publish:
+        indexes = {w.name: as_stitched(w.full_name, w.released.digest if w.released else "<index digest>", w.plan.tags)
+                   for w in work if w.plan.tags}
+        for _, source, targets in mirror_refs(config, indexes):
+            print(f"would copy {source} to {', '.join(targets)} (docker buildx imagetools create)", file=out)
         print(f"would write {', '.join(str(p.relative_to(config.root)) for p in report_paths(config, plan.version))}",
               file=out)
     for note in plan.notes:

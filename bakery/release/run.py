@@ -4,8 +4,9 @@ platform of every image passed its smoke test.
 :func:`release` runs these phases in order, each taking what the ones before returned:
 
 1. **plan** (:mod:`bakery.release.plan`): version (``--version`` or the newest semver tag on HEAD), commit,
-   source, created (the commit time), the tag set per image (metadata-action rules, floating tags ``X.Y``/``X``/
-   ``latest`` never moved back to an older version), the previous release of each image;
+   source, created (the commit time), the tag set per image (``release.tags``, or bakery.yaml's ``tags:`` rules
+   for the version tag: :mod:`bakery.release.tagset`; floating tags ``X.Y``/``X``/``latest`` never moved back to
+   an older version), the previous release of each image;
 2. **build**: ``docker buildx bake --push`` of the per-group targets under the version's per-group refs
    (``api:1.4.2-amd64``), with OCI labels/annotations and ``SOURCE_DATE_EPOCH`` = commit time in a bake overlay;
    no public tag is touched; groups not rebuilt (``--group``) are taken from their per-group refs;
@@ -15,7 +16,10 @@ platform of every image passed its smoke test.
 5. **publish** (:mod:`bakery.release.publish`, only when 1-4 passed for everything): per image ONE index stitched
    from the group results by digest (attestations kept or dropped, never dangling), PUT under every tag of the
    set; a tag that fails to move rolls every tag moved by this run back;
-6. **report** (:mod:`bakery.release.report`): ``bake/release-<version>.json`` and ``bake/release.json``.
+6. **mirror** (:func:`bakery.release.publish.mirror_all`): each published index copied to every mirror of a
+   ``registry:`` list under every tag of its set (``docker buildx imagetools create``);
+7. **report** (:mod:`bakery.release.report`): ``bake/release-<version>.json`` and ``bake/release.json``; a mirror
+   that was not copied to fails the release after that, the first registry's tags standing.
 
 Re-running a release is idempotent: when the version tag already holds this commit's release
 (:func:`bakery.release.plan.already_released`), the image is not rebuilt and that index is published again as it
@@ -36,7 +40,7 @@ from bakery.errors import BakeryError
 from bakery.manifest.drafts import entry_platform
 from bakery.oci.index import holds_exactly, is_attestation, read_config, read_part
 from bakery.release.plan import ImageWork, ReleaseFailed, ReleasePlan, ReleaseRequest, overlay, plan_images, prepare
-from bakery.release.publish import plan_indexes, publish_all
+from bakery.release.publish import mirror_all, plan_indexes, publish_all
 from bakery.release.report import ReleaseReport, dry_run, finish, make_report
 from bakery.release.smoke import smoke_all
 
@@ -56,6 +60,7 @@ def release(config: Config, docker: Docker, request: ReleaseRequest, *, out: Tex
     indexes = plan_indexes(plan, work.values())
     report = make_report(plan, work.values(), indexes, results)
     report = publish_all(plan, work.values(), indexes, report, out)
+    report = mirror_all(plan, docker, indexes, report, out)
     return finish(plan, report, out)
 
 

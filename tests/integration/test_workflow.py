@@ -42,7 +42,8 @@ def bakery_steps(job: str) -> list[str]:
 @pytest.fixture
 def consumer(tmp_path: Path, prefix: str) -> Path:
     """A consumer repository: one image, the rules the workflow's header suggests, a git history."""
-    rules = ["type=schedule", "type=ref,event=branch", "type=ref,event=pr", "type=sha"]
+    rules = ["type=schedule", "type=ref,event=branch", "type=ref,event=pr", "type=semver,pattern={{version}}",
+             "type=semver,pattern={{major}}.{{minor}}", "type=semver,pattern={{major}}", "type=sha"]
     return committed(one_image(tmp_path / "consumer", "ghcr.io/acme", 'COPY stamp /stamp\nCMD ["sh", "-c", "test -f /stamp"]\n',
                                stamp=prefix, tags={"rules": rules}))
 
