@@ -1,12 +1,12 @@
-"""Mirrors: every index ``build --push`` and ``stitch`` published in the first registry of ``registry:`` is copied
-to each of the others under the same tags (``docker buildx imagetools create``, registry to registry: the
-images, attestations and blobs it reaches), one command per image and mirror. Every copy is tried; those that
-failed are then one error naming each mirror and its cause (the first registry's index stands, and results.json
-is written before)."""
+"""Mirrors: every index ``build --push``, ``stitch`` and ``release`` published in the first registry of ``registry:``
+is copied to each of the others under the same tags (``docker buildx imagetools create``, registry to registry: the
+images, attestations and blobs it reaches; under the first tag, then that copy under the others: :func:`_copy`),
+per image and mirror. Every copy is tried; those that failed are then one error naming each mirror and its cause
+(the first registry's index stands, and results.json or the release report is written before)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from bakery.config.model import Config
@@ -34,11 +34,21 @@ def copy_to_mirrors(config: Config, docker: Docker, images: Mapping[str, dict[st
     failed = []
     for name, source, targets in mirror_refs(config, images):
         try:
-            docker.copy_index(source, targets)
+            _copy(docker, source, targets)
         except CommandError as exc:
             failed.append(f"{targets[0].rsplit(':', 1)[0]}: {exc}")
             continue
         images[name].setdefault("mirrored", []).extend(targets)
         print(f"mirrored {source} -> {', '.join(targets)}", file=out)
     if failed:
-        raise BakeryError(f"not mirrored to {len(failed)} of {len(config.mirrors)} mirror(s): " + "; ".join(failed))
+        missed = [m for m in config.mirrors if any(f.startswith(f"{m}/") for f in failed)]
+        raise BakeryError(f"not mirrored to {len(missed)} of {len(config.mirrors)} mirror(s): " + "; ".join(failed))
+
+
+def _copy(docker: Docker, source: str, targets: Sequence[str]) -> None:
+    """Copy ``source`` under the first target's tag, then tag the others from that copy: ``imagetools create``
+    (buildx before 0.33) copies the blobs once per tag, all at once, and two uploads of one blob racing into one
+    repository lose it on registry 2.8 (the manifest PUT then fails: blob unknown to registry)."""
+    docker.copy_index(source, targets[:1])
+    if len(targets) > 1:
+        docker.copy_index(f"{targets[0].rsplit(':', 1)[0]}@{source.rsplit('@', 1)[1]}", targets[1:])
