@@ -10,7 +10,11 @@
    bake document and render it as JSON and HCL (pure: ``bakery.config.model.validate``, ``bakery.build.bakefile.document``,
    ``to_json``, ``to_hcl``).
 
-    python tests/bench/bench_overhead.py [--pairs 7] [--reps 20] [--skip-build]
+    python tests/bench/bench_overhead.py [--pairs 7] [--reps 20] [--skip-build] [--runner warm|fresh|both]
+
+Part 1 runs twice: **warm** (the local build cache kept between runs) and **fresh runner** (before every timed
+run, untimed: ``docker buildx prune -af`` and bakery's records under ``bake/`` removed, as on a new CI runner whose
+only cache is the registry's).
 
 Part 1 needs the stack (``make stack``) and uses its own registry prefix; every image tag and registry cache tag it
 creates is removed at the end.
@@ -34,6 +38,7 @@ sys.path.insert(0, str(REPO))
 
 import tests.conftest  # noqa: E402,F401  (BAKERY_STACK=current selects that stack: docs/stack.md)
 from bakery.build import bakefile  # noqa: E402
+from bakery.capabilities import Capabilities  # noqa: E402
 from bakery.bench.machine import untag  # noqa: E402
 from bakery.config.variables import VAR_SCOPE, VAR_TAG, bake_variables  # noqa: E402
 from bakery.config import load, validate  # noqa: E402
@@ -52,7 +57,15 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
     return elapsed
 
 
-def overhead(pairs: int) -> None:
+def fresh_runner(root: Path) -> None:
+    """What a new CI runner starts from, untimed: no local build cache (the registry's cache stays) and a fresh
+    checkout (bakery's machine-local records under bake/ gone)."""
+    Docker(Runner()).prune_build_cache()
+    for record in (root / "bake").glob(".*.json"):
+        record.unlink()
+
+
+def overhead(pairs: int, fresh: bool = False) -> None:
     prefix = f"127.0.0.1:5000/t-ovh-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="bakery-overhead-") as tmp:
         root = Path(tmp) / "project"
@@ -76,10 +89,14 @@ def overhead(pairs: int) -> None:
                 if i % 2:
                     order.reverse()
                 for name, argv in order:
+                    if fresh:
+                        fresh_runner(root)
                     seconds = timed(argv, root, {**env, **variables})
                     (bakery_s if name == "bakery" else bake_s).append(seconds)
             ratios = [a / b for a, b in zip(bakery_s, bake_s)]
-            print(f"\nwarm build of the example ({len(names)} targets), {pairs} alternating pairs:")
+            warmth = "fresh runner (registry-warm: local build cache pruned, bake/ records gone)" if fresh \
+                else "warm"
+            print(f"\n{warmth} build of the example ({len(names)} targets), {pairs} alternating pairs:")
             print(f"  bakery build            median {statistics.median(bakery_s):6.2f} s  "
                   f"(min {min(bakery_s):.2f}, max {max(bakery_s):.2f})")
             print(f"  docker buildx bake      median {statistics.median(bake_s):6.2f} s  "
@@ -122,7 +139,7 @@ def generation(reps: int) -> None:
             t0 = time.perf_counter()
             config = validate(data, root, "bakery.yaml")
             t1 = time.perf_counter()
-            doc = bakefile.document(config, (0, 13, 1))
+            doc = bakefile.document(config, Capabilities((0, 13, 1)))
             t2 = time.perf_counter()
             text_json = bakefile.to_json(doc)
             t3 = time.perf_counter()
@@ -146,9 +163,13 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=7, help="alternating bakery/bake pairs (default 7)")
     parser.add_argument("--reps", type=int, default=20, help="repetitions of the generation timing (default 20)")
     parser.add_argument("--skip-build", action="store_true", help="only the pure generation timing")
+    parser.add_argument("--runner", choices=("warm", "fresh", "both"), default="both",
+                        help="warm: local build cache kept between runs; fresh: pruned before each run, as on a new "
+                             "CI runner (prunes this daemon's whole build cache); default both")
     args = parser.parse_args()
     if not args.skip_build:
-        overhead(args.pairs)
+        for fresh in {"warm": [False], "fresh": [True], "both": [False, True]}[args.runner]:
+            overhead(args.pairs, fresh)
     generation(args.reps)
 
 

@@ -10,7 +10,11 @@
 The two sides alternate (the first of each pair alternates too); each ratio is the median of the per-pair ratios.
 The bake side gets the arguments bakery passes (files, targets, ``--progress plain``, ``--metadata-file``).
 
-    python tests/bench/bench_skip.py [--pairs 5] [--images 20]
+    python tests/bench/bench_skip.py [--pairs 5] [--images 20] [--runner warm|fresh|both]
+
+Each part runs twice: **warm** (the local build cache kept, as on a long-lived build machine) and **fresh runner**
+(before every timed run, untimed: ``docker buildx prune -af`` and bakery's records under ``bake/`` removed, as on a
+new CI runner, whose only cache is the registry's).
 
 Needs the stack (``make stack``); ``BAKERY_STACK=current`` selects the current one. Everything runs under a
 registry prefix of its own, whose tags are removed at the end.
@@ -42,8 +46,18 @@ from bakery.oci.registry import Registry  # noqa: E402
 from bakery.process import Runner  # noqa: E402
 
 
-def pairs_of(root: Path, pairs: int, tag: str, before: object = None) -> tuple[list[float], list[float]]:
-    """Alternate ``bakery build --push`` and the raw bake of the same file; ``before(i, side)`` runs untimed first."""
+def fresh_runner(root: Path) -> None:
+    """What a new CI runner starts from, untimed: no local build cache (the registry's cache and the pushed layers
+    stay) and a fresh checkout (bakery's machine-local records under bake/ gone)."""
+    Docker(Runner()).prune_build_cache()
+    for record in (root / "bake").glob(".*.json"):
+        record.unlink()
+
+
+def pairs_of(root: Path, pairs: int, tag: str, before: object = None,
+             fresh: bool = False) -> tuple[list[float], list[float]]:
+    """Alternate ``bakery build --push`` and the raw bake of the same file; ``before(i, side)`` runs untimed first,
+    with ``fresh`` so does :func:`fresh_runner`."""
     config = load(root / "bakery.yaml")
     names = bakefile.select_targets(config)
     variables = bake_variables(config, tag, env={})
@@ -62,6 +76,8 @@ def pairs_of(root: Path, pairs: int, tag: str, before: object = None) -> tuple[l
         for side, argv, side_env in order:
             if callable(before):
                 before(i, side)
+            if fresh:
+                fresh_runner(root)
             (ours if side == "bakery" else raw).append(timed(argv, root, side_env))
     return ours, raw
 
@@ -76,16 +92,19 @@ def show(title: str, ours: list[float], raw: list[float], goal: float) -> None:
           f"max {max(ratios):.3f}; goal <= {goal})", flush=True)
 
 
-def example(tmp: Path, prefix: str, pairs: int) -> None:
-    root = tmp / "example"
+WARMTH = {False: "warm", True: "fresh runner (registry-warm: local build cache pruned, bake/ records gone)"}
+
+
+def example(tmp: Path, prefix: str, pairs: int, fresh: bool) -> None:
+    root = tmp / f"example-{'fresh' if fresh else 'warm'}"
     shutil.copytree(REPO / "examples", root / "examples")
     (root / "bakery.yaml").write_text((REPO / "bakery.yaml").read_text().replace("127.0.0.1:5000/acme", prefix))
-    ours, raw = pairs_of(root, pairs, "noop")
-    show("no-op build of the example (5 targets, 3 platforms), warm", ours, raw, 0.1)
+    ours, raw = pairs_of(root, pairs, "noop", fresh=fresh)
+    show(f"no-op build of the example (5 targets, 3 platforms), {WARMTH[fresh]}", ours, raw, 0.1)
 
 
-def monorepo(tmp: Path, prefix: str, pairs: int, count: int) -> None:
-    root = tmp / "mono"
+def monorepo(tmp: Path, prefix: str, pairs: int, count: int, fresh: bool) -> None:
+    root = tmp / f"mono-{'fresh' if fresh else 'warm'}"
     images = {}
     for i in range(count):
         ctx = root / "services" / f"svc{i:02d}"
@@ -100,8 +119,8 @@ def monorepo(tmp: Path, prefix: str, pairs: int, count: int) -> None:
     def change(i: int, side: str) -> None:
         (root / "services" / f"svc{i % count:02d}" / "file").write_text(f"{next(changes)}\n")
 
-    ours, raw = pairs_of(root, pairs, "mono", change)
-    show(f"{count}-image repository, one image changed per build, warm", ours, raw, 0.2)
+    ours, raw = pairs_of(root, pairs, "mono", change, fresh)
+    show(f"{count}-image repository, one image changed per build, {WARMTH[fresh]}", ours, raw, 0.2)
 
 
 def cleanup(prefix: str, count: int) -> None:
@@ -118,14 +137,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=5, help="alternating bakery/bake pairs per part (default 5)")
     parser.add_argument("--images", type=int, default=20, help="images of the generated repository (default 20)")
+    parser.add_argument("--runner", choices=("warm", "fresh", "both"), default="both",
+                        help="warm: local build cache kept between runs; fresh: pruned before each run, as on a new "
+                             "CI runner (prunes this daemon's whole build cache); default both")
     args = parser.parse_args()
+    modes = {"warm": [False], "fresh": [True], "both": [False, True]}[args.runner]
     prefix = f"127.0.0.1:5000/t-skipbench-{uuid.uuid4().hex[:8]}"
     versions = subprocess.run(["docker", "buildx", "version"], capture_output=True, text=True).stdout.strip()
     print(f"bench_skip: {versions}; registry prefix {prefix}", flush=True)
     try:
         with tempfile.TemporaryDirectory(prefix="bakery-skip-") as tmp:
-            example(Path(tmp), prefix, args.pairs)
-            monorepo(Path(tmp), prefix, args.pairs, args.images)
+            for fresh in modes:
+                example(Path(tmp), prefix, args.pairs, fresh)
+                monorepo(Path(tmp), prefix, args.pairs, args.images, fresh)
     finally:
         cleanup(prefix, args.images)
 
