@@ -8,11 +8,11 @@ import sys
 
 from invoke import Context
 
-from bakery.release.plan import ReleaseRequest
-from bakery.release.run import release as run_release
-from bakery.release.settings import settings
 from bakery.cli import config_from, docker_from, errors_to_exit, task
 from bakery.doctor.checks import preflight
+
+# the release core (plan, tag sets, smoke tests, publish) is imported when the task runs: `bakery build` does not
+# pay for it
 
 
 @task(iterable=["group", "image"],
@@ -36,6 +36,9 @@ def release(c: Context, group: list[str] | None = None, image: list[str] | None 
             untag_intermediate: bool = False, rebuild: bool = False, cache_scope: str | None = None,
             progress: str = "plain", config: str | None = None, json_: bool = False) -> None:
     """Publish a version: build all platform groups, smoke-test every platform, then tag one index per image."""
+    from bakery.release.plan import ReleaseRequest
+    from bakery.release.run import release as run_release
+    from bakery.release.settings import settings
     cfg = config_from(c, config)
     docker = docker_from(c, cfg, verbose=verbose, dry_run=dry_run)
     request = ReleaseRequest(version=version, groups=tuple(group or ()), images=tuple(image or ()),

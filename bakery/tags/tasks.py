@@ -11,7 +11,6 @@ from invoke import Context
 from bakery.cli import config_from, errors_to_exit, task
 from bakery.errors import BakeryError
 from bakery.process import Runner
-from bakery.tags import plan as tags_plan
 
 
 @task(help={"main": "print only the main tag (the per-group refs' tag; for `bakery stitch`)",
@@ -19,6 +18,7 @@ from bakery.tags import plan as tags_plan
 @errors_to_exit
 def tags(c: Context, main: bool = False, json_: bool = False, config: str | None = None) -> None:
     """Print the tags the `tags:` rules give this CI event, one per line (event and push decision on stderr)."""
+    from bakery.tags import plan as tags_plan           # imported when the task runs, not when bakery starts
     cfg = config_from(c, config)
     plan = tags_plan.resolve(cfg, Runner())
     if plan is None:
