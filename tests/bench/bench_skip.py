@@ -116,8 +116,8 @@ def monorepo(tmp: Path, prefix: str, pairs: int, count: int, fresh: bool) -> Non
                                                   "platform_groups": {"amd64": ["linux/amd64"]}, "images": images}))
     changes = iter(range(1, 10_000))
 
-    def change(i: int, side: str) -> None:
-        (root / "services" / f"svc{i % count:02d}" / "file").write_text(f"{next(changes)}\n")
+    def change(i: int, side: str) -> None:       # content no earlier run pushed (the other mode's neither)
+        (root / "services" / f"svc{i % count:02d}" / "file").write_text(f"{root.name} {next(changes)}\n")
 
     ours, raw = pairs_of(root, pairs, "mono", change, fresh)
     show(f"{count}-image repository, one image changed per build, {WARMTH[fresh]}", ours, raw, 0.2)
