@@ -282,11 +282,21 @@ def _bake(config: Config, docker: Docker, request: BuildRequest, run: BuildRun,
         judged = _passed
     token = str(os.getpid())
     options, run_overlay = bake_options(config, docker, request, run, todo, token)
-    jobs = fanout.jobs_for(fanout.by_builder(config, todo), config.builders, config.root / config.bake_dir, token)
+    jobs = fanout.jobs_for(fanout.by_builder(config, todo), config.builders, config.root / config.bake_dir, token,
+                           _shared_contexts(config, docker, run, todo))
     try:
         return fanout.run_jobs(docker, jobs, options, explain_failure, config.fanout, run.stats, beside=judged)
     finally:
         run_overlay.unlink(missing_ok=True)
+
+
+def _shared_contexts(config: Config, docker: Docker, run: BuildRun,
+                     todo: Sequence[TargetInfo]) -> dict[str, str] | None:
+    """Target -> build context when targets that share one must go to separate bakes (rounds): buildx shares
+    their session (>= 0.17) and a cache is configured (docs/stack.md); None otherwise (one bake per builder)."""
+    if not docker.capabilities().shared_context_sessions or config.cache.type == "none":
+        return None
+    return {i.name: str(run.evaluated["target"][i.name].get("context")) for i in todo}
 
 
 def bake_options(config: Config, docker: Docker, request: BuildRequest, run: BuildRun, todo: Sequence[TargetInfo],

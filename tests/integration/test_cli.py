@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from bakery.capabilities import parse_version
+from bakery.docker import Docker
+from bakery.process import Runner
 from tests.support.project import BASE, one_image
 
 pytestmark = pytest.mark.stack
@@ -174,6 +176,18 @@ def test_targets_given_bare_after_build_are_what_bake_builds(example_project: Pa
     assert proc.returncode == 0, proc.stderr[-3000:]
     bake = [line for line in proc.stderr.splitlines() if " docker buildx bake -f " in line]
     assert len(bake) == 1 and bake[0].endswith(" api-arm worker-arm static-amd64"), bake
+
+
+def test_targets_that_share_a_context_are_baked_in_rounds_where_buildx_shares_their_session(
+        example_project: Path) -> None:
+    proc = run(example_project, sys.executable, "-m", "bakery", "build", "--dry-run")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    bakes = [line.rsplit(" --progress plain ", 1)[1] for line in proc.stderr.splitlines()
+             if " docker buildx bake -f " in line]
+    if Docker(Runner()).capabilities().shared_context_sessions:     # buildx >= 0.17: docs/stack.md
+        assert bakes == ["api-amd64 worker-amd64 static-amd64", "api-arm worker-arm"]
+    else:
+        assert bakes == ["api-amd64 api-arm worker-amd64 worker-arm static-amd64"]
 
 
 def bakery(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
