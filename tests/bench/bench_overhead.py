@@ -2,7 +2,8 @@
 
 1. ``bakery build`` against ``docker buildx bake`` on the same generated file with a warm cache: after one untimed
    warm-up build, the two commands alternate (the first of each pair alternates too) and the median of the
-   per-pair wall-time ratios is reported, with each side's median.  ``bakery build`` includes everything a user
+   per-pair wall-time ratios is reported, with each side's median. Where bakery bakes in rounds (buildx >= 0.17, docs/stack.md), the same
+   rounds run raw, one after another, are a third side: bakery's own cost apart from the rounds.  ``bakery build`` includes everything a user
    waits for: Python start-up, config loading, generating and checking the bake file (``bake --print``), the
    preflight (engine, buildx, builder, QEMU, registry), the bake itself and writing ``bake/results.json``.  The bake
    side gets the same arguments bakery passes (targets, ``--progress plain``, ``--metadata-file``).
@@ -37,7 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 import tests.conftest  # noqa: E402,F401  (BAKERY_STACK=current selects that stack: docs/stack.md)
-from bakery.build import bakefile  # noqa: E402
+from bakery.build import bakefile, fanout  # noqa: E402
 from bakery.capabilities import Capabilities  # noqa: E402
 from bakery.bench.machine import untag  # noqa: E402
 from bakery.config.variables import VAR_SCOPE, VAR_TAG, bake_variables  # noqa: E402
@@ -79,20 +80,30 @@ def overhead(pairs: int, fresh: bool = False) -> None:
         bakery_argv = [sys.executable, "-m", "bakery", "build"]
         bake_argv = docker.bake_argv([Path("bake/docker-bake.json")], names, progress="plain",
                                      metadata_file=Path("bake/.metadata-overhead.json"))
+        # where buildx shares the session of targets with one context, bakery bakes them in rounds
+        # (docs/stack.md): the same bakes run raw, one after another, are the third side
+        infos = bakefile.target_infos(config, names)
+        split = [list(j.targets) for j in fanout.jobs_for(
+            fanout.by_builder(config, infos), config.builders, root, "bench",
+            {i.name: config.images[i.image].context for i in infos}
+            if docker.capabilities().shared_context_sessions else None)]
+        rounds_argvs = [docker.bake_argv([Path("bake/docker-bake.json")], [t.name for t in chunk], progress="plain",
+                                         metadata_file=Path("bake/.metadata-overhead.json")) for chunk in split]
+        sides: dict[str, list[list[str]]] = {"bakery": [bakery_argv], "bake": [bake_argv]}
+        if len(rounds_argvs) > 1:
+            sides["rounds"] = rounds_argvs
+        times: dict[str, list[float]] = {side: [] for side in sides}
         try:
             print(f"warming the cache: bakery build of {len(names)} targets ({prefix}) ...", flush=True)
-            timed(bakery_argv, root, env)
-            bakery_s: list[float] = []
-            bake_s: list[float] = []
+            timed(bakery_argv, root, {**env, **variables})
             for i in range(pairs):
-                order = [("bakery", bakery_argv), ("bake", bake_argv)]
-                if i % 2:
-                    order.reverse()
-                for name, argv in order:
+                order = list(sides)
+                order = order[i % len(order):] + order[:i % len(order)]
+                for name in order:
                     if fresh:
                         fresh_runner(root)
-                    seconds = timed(argv, root, {**env, **variables})
-                    (bakery_s if name == "bakery" else bake_s).append(seconds)
+                    times[name].append(sum(timed(argv, root, {**env, **variables}) for argv in sides[name]))
+            bakery_s, bake_s = times["bakery"], times["bake"]
             ratios = [a / b for a, b in zip(bakery_s, bake_s)]
             warmth = "fresh runner (registry-warm: local build cache pruned, bake/ records gone)" if fresh \
                 else "warm"
@@ -104,6 +115,15 @@ def overhead(pairs: int, fresh: bool = False) -> None:
             print(f"  ratio bakery/bake       median {statistics.median(ratios):6.3f}   "
                   f"(min {min(ratios):.3f}, max {max(ratios):.3f}); "
                   f"median difference {statistics.median(a - b for a, b in zip(bakery_s, bake_s)):.2f} s")
+            if "rounds" in times:
+                rounds_s = times["rounds"]
+                own = [a / b for a, b in zip(bakery_s, rounds_s)]
+                print(f"  bake in bakery's {len(rounds_argvs)} rounds median {statistics.median(rounds_s):6.2f} s  "
+                      f"(min {min(rounds_s):.2f}, max {max(rounds_s):.2f}): "
+                      + " | ".join(" ".join(a[a.index("plain") + 1:]) for a in rounds_argvs))
+                print(f"  ratio bakery/rounds     median {statistics.median(own):6.3f}   "
+                      f"(min {min(own):.3f}, max {max(own):.3f}); "
+                      f"median difference {statistics.median(a - b for a, b in zip(bakery_s, rounds_s)):.2f} s")
         finally:
             cleanup(config, docker, names, variables, prefix)
 
