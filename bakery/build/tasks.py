@@ -14,6 +14,7 @@ from invoke import Context, Exit
 from bakery.build import build as build_mod
 from bakery.build import check as check_mod
 from bakery.build import github
+from bakery.build import labels
 from bakery.build import generate as generate_mod
 from bakery.build import print_ as print_mod
 from bakery.build import bakefile
@@ -88,6 +89,7 @@ def build(c: Context, group: list[str] | None = None, image: list[str] | None = 
                                      sbom=sbom, log_groups=os.environ.get("GITHUB_ACTIONS") == "true")
     if tag is None:                                  # `tags:` rules, when bakery.yaml has them
         request = _event_tagged(cfg, request)
+    request = _commit_labelled(cfg, request)         # else (or with --tag) the commit's labels
     if print_:
         sys.stdout.write(print_mod.definition(cfg, docker, request, sys.stderr))
         return
@@ -132,6 +134,16 @@ def _event_tagged(cfg: Config, request: build_mod.BuildRequest) -> build_mod.Bui
         print(f"note: {made.note}", file=sys.stderr)
     return dataclasses.replace(request, tag=made.tag, also=made.also, push=made.push, overlay=made.overlay,
                                cache_export=made.cache_export)
+
+
+def _commit_labelled(cfg: Config, request: build_mod.BuildRequest) -> build_mod.BuildRequest:
+    """The request with the commit's labels (revision, source, created, ``SOURCE_DATE_EPOCH``) when the
+    repository is a git checkout and the ``tags:`` rules gave none."""
+    if request.overlay is not None:
+        return request
+    targets = bakefile.select_targets(cfg, request.groups, request.images, request.targets)
+    made = labels.commit_overlay(cfg, Runner(), targets)
+    return request if made is None else dataclasses.replace(request, overlay=made)
 
 
 @task(iterable=["group", "image"],

@@ -114,6 +114,17 @@ def checkout(runner: Runner, root: Path) -> Checkout | None:
                     normalize_source(origin) if origin else None, default, int(epoch) if epoch.isdigit() else 0)
 
 
+def commit_facts(runner: Runner, root: Path) -> tuple[str, int, str | None] | None:
+    """HEAD's commit, its commit time and the origin's URL (normalized), with two read-only git commands; None
+    outside a git checkout or before its first commit."""
+    git = _reader(runner, root)
+    head = (git("log", "-1", "--format=%H %ct", "HEAD") or "").split()
+    if len(head) != 2 or not head[1].isdigit():
+        return None
+    origin = git("remote", "get-url", "origin")
+    return head[0], int(head[1]), normalize_source(origin) if origin else None
+
+
 def git_info(runner: Runner, root: Path, bake_dir: str) -> GitInfo:
     """Read commit, tags on HEAD, origin, commit time and working-tree state (read-only git commands)."""
     def git(*args: str, check: bool = True) -> str:

@@ -1,7 +1,7 @@
 """The plan of a release, before anything is built: the version and where it came from, the tag set per image
 (:func:`plan_tags` from ``release.tags``, or bakery.yaml's ``tags:`` rules for the version tag: :mod:`bakery.release.
 tagset`; floating tags never moved back either way), the previous release of each image (to
-compare sizes with), the bake overlay that labels the build, and whether the version tag already holds this commit's
+compare sizes with), and whether the version tag already holds this commit's
 release (:func:`already_released`: then it is published again, not rebuilt).
 
 :func:`prepare` and :func:`plan_images` are the first two phases of :func:`bakery.release.run.release`; the rest
@@ -124,32 +124,6 @@ def previous_release(version: Version, published: Mapping[Version, str]) -> tupl
 
 def release_labels(version: Version, git: GitInfo) -> dict[str, str]:
     return oci_labels(version, git.sha, git.source, git.created)
-
-
-def overlay(config: Config, targets: Iterable[str], labels: Mapping[str, str], epoch: int) -> dict[str, Any]:
-    """The bake overlay for a release: OCI labels and manifest annotations, ``SOURCE_DATE_EPOCH`` = commit time.
-
-    Keys the user set (``labels`` in bakery.yaml, ``args.SOURCE_DATE_EPOCH``, ``bake.annotations``) win; the
-    user's annotations are repeated so a list-replacing merge cannot lose them.
-    """
-    out: dict[str, Any] = {}
-    infos = bakefile.target_infos(config, targets)
-    for info in infos:
-        img = config.images[info.image]
-        own = {**config.labels, **img.labels}
-        lab = {k: v for k, v in labels.items() if k not in own}
-        user_ann = [str(a) for a in img.bake.get("annotations") or []]
-        user_keys = {a.split("=", 1)[0].split(":", 1)[-1] for a in user_ann}
-        ann = user_ann + [bakefile.escape(f"{k}={v}") for k, v in labels.items() if k not in user_keys]
-        body: dict[str, Any] = {}
-        if lab:
-            body["labels"] = {bakefile.escape(k): bakefile.escape(v) for k, v in lab.items()}
-        if ann:
-            body["annotations"] = ann
-        if "SOURCE_DATE_EPOCH" not in img.args:
-            body["args"] = {"SOURCE_DATE_EPOCH": str(epoch)}
-        out[info.name] = body
-    return {"target": out}
 
 
 # --------------------------------------------------------------------------- already published?

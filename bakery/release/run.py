@@ -39,7 +39,8 @@ from bakery.docker import Docker
 from bakery.errors import BakeryError
 from bakery.manifest.drafts import entry_platform
 from bakery.oci.index import holds_exactly, is_attestation, read_config, read_part
-from bakery.release.plan import ImageWork, ReleaseFailed, ReleasePlan, ReleaseRequest, overlay, plan_images, prepare
+from bakery.build.labels import overlay
+from bakery.release.plan import ImageWork, ReleaseFailed, ReleasePlan, ReleaseRequest, plan_images, prepare
 from bakery.release.publish import mirror_all, plan_indexes, publish_all
 from bakery.release.report import ReleaseReport, dry_run, finish, make_report
 from bakery.release.smoke import smoke_all

@@ -17,7 +17,7 @@ from bakery.config.model import Config
 from bakery.errors import BakeryError
 from bakery.process import Runner
 from bakery.release.git import checkout
-from bakery.release.plan import overlay
+from bakery.build.labels import overlay
 from bakery.tags.compute import Tags, compute, oci_labels
 from bakery.tags.event import Event, EventError, GitFacts, from_environment
 from bakery.tags.settings import TagSettings, settings

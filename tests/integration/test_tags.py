@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -125,3 +126,17 @@ def test_a_new_commit_that_changes_no_context_reuses_the_image_and_a_release_tag
     tagged = bakery_cli(repo_root, "build", "--push", env=github(repo_root, "push", "refs/tags/v1.0.0", {}))
     assert "unchanged since" not in tagged.stdout
     assert labels_of(host, f"{name}/app", "1.0.0")["org.opencontainers.image.version"] == "1.0.0"
+
+
+def test_without_tags_rules_a_build_of_a_git_checkout_carries_the_commits_labels(
+        bakery_cli: Cli, tmp_path: Path, prefix: str) -> None:
+    host, name = prefix.split("/", 1)
+    root = committed(one_image(tmp_path / "plain", prefix))
+    git(root, "remote", "add", "origin", "git@github.com:Acme/Plain.git")
+    bakery_cli(root, "build", "--push", "--tag", "t1")
+    labels = labels_of(host, f"{name}/app", "t1")
+    assert labels["org.opencontainers.image.revision"] == git(root, "rev-parse", "HEAD")
+    assert labels["org.opencontainers.image.source"] == "https://github.com/Acme/Plain"
+    epoch = int(git(root, "log", "-1", "--format=%ct"))
+    assert labels["org.opencontainers.image.created"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    assert "org.opencontainers.image.version" not in labels       # no rules, no version (as metadata-action)

@@ -14,7 +14,8 @@ from bakery.errors import BakeryError, ConfigErrors
 from bakery.process import Runner
 from bakery.oci.registry import OCI_INDEX, Manifest, digest_of
 from bakery.release.git import GitInfo, created_from_epoch, normalize_source, parse_porcelain
-from bakery.release.plan import (TagPlan, already_released, intermediate_pattern, overlay, plan_tags, previous_release,
+from bakery.build.labels import overlay
+from bakery.release.plan import (TagPlan, already_released, intermediate_pattern, plan_tags, previous_release,
                                  published_versions, release_labels, resolve_version, reusable)
 from bakery.release.settings import settings
 from bakery.release.smoke import SmokeSpec, container_name, judge, smoke_argv
