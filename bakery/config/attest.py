@@ -14,19 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from bakery.config.model import PROVENANCE, Config, Image, suggest
+from bakery.config.model import PROVENANCE, Config, Image, shown as _shown, suggest
 
 ATTEST_TYPES: tuple[str, ...] = ("provenance", "sbom")
 SBOM = "type=sbom"
 Err = Callable[[str, str], None]
-
-
-def _shown(value: Any) -> str:
-    try:
-        text = repr(value)
-    except ValueError:          # an int too long to print
-        return f"a {type(value).__name__} too long to show"
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def fields(text: str) -> list[str]:

@@ -160,6 +160,15 @@ class Config:
         return tuple(p for g in self.groups_of(image) for p in g.platforms)
 
 
+def shown(value: Any) -> str:
+    """A value for a message: its repr, cut short (a message is one line)."""
+    try:
+        text = repr(value)
+    except ValueError:          # an int too long to print
+        return f"a {type(value).__name__} too long to show"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean {close[0]}?" if close else f"expected one of: {', '.join(choices)}"

@@ -19,7 +19,7 @@ from bakery.config.model import (ARG_RE, BUILDER_KEYS, CACHE_KEYS, CACHE_OPTIONS
                                  CACHE_TYPES, DRIVERS, GROUP_KEYS, GROUP_RE,
                                  IMAGE_KEYS, IMPLICIT_BUILDER, NODE_KEYS, PASSTHROUGH_ATTRS,
                                  RESERVED_GROUPS, TOP_KEYS, Builder, BuilderNode, Cache, Config, Image, PlatformGroup,
-                                 suggest, target_name)
+                                 shown as _shown, suggest, target_name)
 from bakery.errors import ConfigError, ConfigErrors
 from bakery.oci.platforms import PlatformError, parse_platform
 from bakery.oci.reference import (NAME_RE, PATH_COMPONENT_RE, InvalidReference, check_name_prefix, check_path,
@@ -28,15 +28,6 @@ from bakery.oci.reference import (NAME_RE, PATH_COMPONENT_RE, InvalidReference, 
 
 MAX_STRING = 65_536        # one value (a build arg or label may be long; nothing real is longer)
 MAX_PATH = 1_024           # a path in the repository
-
-
-def _shown(value: Any) -> str:
-    """A value for a message: its repr, cut short (a message is one line)."""
-    try:
-        text = repr(value)
-    except ValueError:          # an int too long to print
-        return f"a {type(value).__name__} too long to show"
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 class Validator:
