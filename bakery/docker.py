@@ -145,7 +145,10 @@ class Docker:
         self.runner.run(self.cmd("context", "create", name, "--docker", f"host={host}"), action=True)
 
     def context_endpoint(self, context: str | None) -> str:
-        """The engine endpoint of a docker context (the current one when None); "" when it cannot be read."""
+        """The engine endpoint of a docker context (the current one when None); "" when it cannot be read. The
+        current context is read without the CLI when it is the default one (:func:`default_endpoint`)."""
+        if context is None and (known := default_endpoint({**os.environ, **(self.env or {})})):
+            return known
         args = self.cmd("context", "inspect", "--format", "{{.Endpoints.docker.Host}}")
         if context:
             args.append(context)
@@ -364,6 +367,29 @@ def parse_builders(text: str) -> dict[str, str]:
         if isinstance(data, dict) and data.get("Name"):
             out[str(data["Name"])] = str(data.get("Driver", ""))
     return out
+
+
+# --------------------------------------------------------------------------- the current context's endpoint
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+
+
+def default_endpoint(env: Mapping[str, str]) -> str:
+    """The engine endpoint the docker CLI talks to when that needs no context store: DOCKER_HOST when set (it
+    wins over any context), the default socket when neither DOCKER_CONTEXT nor config.json names a context other
+    than ``default``; "" otherwise (then ``docker context inspect`` answers)."""
+    if env.get("DOCKER_HOST"):
+        return env["DOCKER_HOST"]
+    if env.get("DOCKER_CONTEXT") not in (None, "", "default"):
+        return ""
+    config_dir = Path(env.get("DOCKER_CONFIG") or Path(env.get("HOME") or "~").expanduser() / ".docker")
+    try:
+        data = json.loads((config_dir / "config.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        data = {}
+    except (OSError, ValueError):
+        return ""
+    current = data.get("currentContext") if isinstance(data, dict) else None
+    return DEFAULT_HOST if current in (None, "", "default") and not env.get("DOCKER_CONTEXT") else ""
 
 
 # --------------------------------------------------------------------------- the buildx version record

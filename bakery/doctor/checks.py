@@ -154,7 +154,7 @@ def preflight(cfg: Config, docker: Docker, groups: tuple[str, ...], images: tupl
     """Fail before any build when a builder or a selected group's platforms are not usable, naming the fix."""
     wanted = list(groups) or list(dict.fromkeys(g for i in (images or tuple(cfg.images))
                                                 for g in cfg.images[i].platform_groups))
-    facts = gather(cfg, docker, wanted)
+    facts = gather(cfg, docker, wanted, light=True)
     relevant = {f"builder {b}" for b in facts.builders} | {f"group {g}" for g in wanted}
     bad = [ch for ch in assess(cfg, facts, wanted) if not ch.ok and ch.name in relevant]
     if bad:

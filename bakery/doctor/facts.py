@@ -64,10 +64,21 @@ def _is_local_endpoint(endpoint: str) -> bool:
 
 
 def builder_facts(builder: Builder, base: Docker, default_native: Callable[[], str],
-                  pool: Executor | None = None) -> BuilderFacts:
+                  pool: Executor | None = None, light: bool = False) -> BuilderFacts:
     """One builder's facts; with ``pool``, a docker-driver builder's three reads (engine, inspect, context) run at
-    once."""
+    once. ``light`` (the build's preflight): a docker-driver builder on this machine's engine is that engine, so
+    ``docker info`` answering says it runs, and this machine's QEMU handlers say what it emulates: ``buildx
+    inspect`` (three processes) is not run."""
     docker = docker_for(base, builder)
+    if builder.driver == "docker" and light:
+        local = _is_local_endpoint(base.context_endpoint(builder.context))
+        if local:
+            try:
+                engine = docker.engine()
+            except BakeryError as exc:
+                return BuilderFacts(builder, error=f"{describe(builder)}: {exc}", native=default_native())
+            return BuilderFacts(builder, engine, "", BuilderInfo(builder.name, "docker", "running", (), ""),
+                                engine.os_arch, local)
     if builder.driver == "docker":
         def read_info() -> BuilderInfo | None:
             return docker.builder_info(builder.context) if builder.context else docker.builder_info()
@@ -124,10 +135,12 @@ def machine_facts(base: Docker, *, stack: bool = False) -> Facts:
     return Facts(_buildx(base), enabled_emulators(), "", None, {}, engine, engine_error, components)
 
 
-def gather(config: Config, base: Docker, groups: Sequence[str] = (), *, stack: bool = False) -> Facts:
+def gather(config: Config, base: Docker, groups: Sequence[str] = (), *, stack: bool = False,
+           light: bool = False) -> Facts:
     """Everything doctor and the build preflight judge, for the builders the selected groups use; ``stack``
-    also reads the engine's components (containerd, runc) for doctor's stack line. The probes run at once (each
-    fact still read once: the docker adapter keeps what it read)."""
+    also reads the engine's components (containerd, runc) for doctor's stack line; ``light`` (the preflight)
+    reads no more than the verdict needs (:func:`builder_facts`). The probes run at once (each fact still read
+    once: the docker adapter keeps what it read)."""
     builders = config.builders_for(groups)
     with ThreadPoolExecutor(4 + 3 * len(builders), thread_name_prefix="facts") as pool:
         engine_f = pool.submit(_engine, base)
@@ -138,7 +151,7 @@ def gather(config: Config, base: Docker, groups: Sequence[str] = (), *, stack: b
         def native() -> str:
             engine = engine_f.result()[0]
             return engine.os_arch if engine else "linux/amd64"
-        per_f = {b.name: pool.submit(builder_facts, b, base, native, pool) for b in builders}
+        per_f = {b.name: pool.submit(builder_facts, b, base, native, pool, light) for b in builders}
         engine, engine_error = engine_f.result()
         per = {name: f.result() for name, f in per_f.items()}
         registry, registry_error = ping_f.result()

@@ -152,6 +152,7 @@ def test_a_build_reads_each_engine_fact_once_and_shows_every_command(example_pro
     echoed = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("+ ")]
     assert sum(line.startswith("+ docker info ") for line in echoed) == 1, echoed
     assert sum(line == "+ docker buildx version" for line in echoed) == 1, echoed
+    assert not any(line.startswith("+ docker buildx inspect") for line in echoed), echoed   # the engine is the builder
     assert any(" docker buildx bake -f bake/docker-bake.json " in line and line.endswith(" static-amd64")
                for line in echoed), echoed
 
