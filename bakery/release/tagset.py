@@ -82,7 +82,8 @@ def tag_source(config: Config, git: GitInfo, version: Version) -> TagSource:
     found = tag_settings(config)
     if not found.configured:
         return TagSource(config_source=config.source)
-    event = Event("push", f"refs/tags/{version_tag(git.head_tags, version)}", git.sha.lower(), source=git.source)
+    event = Event("push", f"refs/tags/{version_tag(git.head_tags, version)}", git.sha.lower(), source=git.source,
+                  committed=git.epoch)
     created = datetime.fromtimestamp(git.epoch, timezone.utc)
     tags = compute(found.rules, found.flavor, event, created).tags
     if not tags:

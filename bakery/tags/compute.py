@@ -11,8 +11,8 @@ is docs/tags.md). Pure: rules, flavor, event and the time come in, tags and labe
 - ``latest=auto``: the first rule that gives a tag decides: a release's semver, a match or a git tag's ``ref``
   add ``latest`` (last); every other rule does not.
 - Values, prefixes, suffixes and ``enable`` take ``{{branch}}``, ``{{tag}}``, ``{{sha}}``, ``{{base_ref}}``,
-  ``{{is_default_branch}}`` and ``{{date 'FORMAT'}}`` (moment.js tokens: YYYY YY MM DD HH mm ss, with an optional
-  ``tz='Area/City'``).
+  ``{{is_default_branch}}``, ``{{date 'FORMAT'}}`` (the run's time) and ``{{commit_date 'FORMAT'}}`` (the commit's;
+  moment.js tokens: YYYY YY MM DD HH mm ss, with an optional ``tz='Area/City'``).
 - Every tag has the characters a docker tag cannot hold replaced by ``-``; one that is still no valid tag is a
   :class:`RuleError` naming the rule.
 """
@@ -184,6 +184,9 @@ def expand(text: str, event: Event, now: datetime, rule: Rule | None = None) -> 
         name, args = m.group(1), m.group(2)
         if name == "date":
             return _date(args, now, rule)
+        if name == "commit_date":            # the commit's time; the reference time when git does not know it
+            return _date(args, datetime.fromtimestamp(event.committed, timezone.utc) if event.committed else now,
+                         rule, name)
         values = {"branch": event.branch, "tag": event.tag, "sha": event.sha[:7], "base_ref": event.base_ref,
                   "is_default_branch": "true" if event.is_default_branch or event.name == "schedule" else "false",
                   "is_not_default_branch": "false" if event.is_default_branch or event.name == "schedule"
@@ -193,17 +196,18 @@ def expand(text: str, event: Event, now: datetime, rule: Rule | None = None) -> 
         if name not in values or args.strip():
             where = f"tag rule {rule.text!r}" if rule else "tags"
             raise RuleError(f"{where}: unknown expression {m.group(0)!r}; expected {{{{branch}}}}, {{{{tag}}}}, "
-                            "{{sha}}, {{base_ref}}, {{is_default_branch}} or {{date 'YYYYMMDD'}}")
+                            "{{sha}}, {{base_ref}}, {{is_default_branch}}, {{date 'YYYYMMDD'}} or "
+                            "{{commit_date 'YYYYMMDD'}}")
         return values[name]
     return _VAR.sub(one, text)
 
 
-def _date(args: str, now: datetime, rule: Rule | None) -> str:
+def _date(args: str, now: datetime, rule: Rule | None, name: str = "date") -> str:
     m = _DATE_ARGS.match(args)
     where = f"tag rule {rule.text!r}" if rule else "tags"
     if m is None:
-        raise RuleError(f"{where}: {{{{date{args}}}}}: expected {{{{date 'YYYYMMDD'}}}} or "
-                        "{{date 'YYYYMMDD' tz='Europe/Paris'}}")
+        raise RuleError(f"{where}: {{{{{name}{args}}}}}: expected {{{{{name} 'YYYYMMDD'}}}} or "
+                        f"{{{{{name} 'YYYYMMDD' tz='Europe/Paris'}}}}")
     when = now
     if m.group("tz"):
         try:

@@ -54,6 +54,7 @@ class Event:
     fork: bool = False             # a pull request from another repository: never pushed
     source: str | None = None      # the repository URL (org.opencontainers.image.source)
     provider: str = "git"          # github | gitlab | git
+    committed: int = 0             # the commit's time ({{commit_date}}), epoch seconds; 0: unknown
 
     @property
     def branch(self) -> str:

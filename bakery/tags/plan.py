@@ -7,6 +7,7 @@ read-only git); :func:`decide` is pure."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,9 +45,11 @@ class EventTags:
                 "labels": dict(self.labels), "push": self.push, "why": self.why}
 
 
-def decide(tag_settings: TagSettings, event: Event, created: datetime, epoch: int = 0) -> EventTags:
-    """Tags, labels and the push decision of ``event`` (pure)."""
-    tags = compute(tag_settings.rules, tag_settings.flavor, event, created)
+def decide(tag_settings: TagSettings, event: Event, created: datetime, epoch: int = 0,
+           now: datetime | None = None) -> EventTags:
+    """Tags, labels and the push decision of ``event`` (pure): ``{{date}}`` is ``now`` (the run's time, as
+    metadata-action; ``created`` when not given), the ``created`` label the commit time."""
+    tags = compute(tag_settings.rules, tag_settings.flavor, event, now or created)
     labels = oci_labels(tags, event, created)
     push, why = True, ""
     if event.is_pull_request and event.fork:
@@ -60,7 +63,7 @@ def resolve(config: Config, runner: Runner, env: Mapping[str, str] | None = None
             now: datetime | None = None) -> EventTags | None:
     """The plan for this checkout and environment; None when bakery.yaml has no ``tags:``. ``created`` is the
     commit's time when git knows it (the same commit gives the same labels, so skip and the cache still hit),
-    else ``now``."""
+    else ``now``; ``{{date}}`` is ``now`` (default: the clock), ``{{commit_date}}`` the commit's time."""
     tag_settings = settings(config)
     if not tag_settings.configured:
         return None
@@ -74,9 +77,9 @@ def resolve(config: Config, runner: Runner, env: Mapping[str, str] | None = None
     if not event.ref:
         raise BakeryError(f"{config.source}: tags: no branch, tag or pull request to tag (detached HEAD outside "
                           "CI): check out a branch, or set BAKERY_REF=refs/heads/<branch>, or pass --tag")
-    created = (datetime.fromtimestamp(epoch, timezone.utc) if epoch
-               else (now or datetime.now(timezone.utc)).astimezone(timezone.utc))
-    return decide(tag_settings, event, created, epoch)
+    run = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    created = datetime.fromtimestamp(epoch, timezone.utc) if epoch else run
+    return decide(tag_settings, dataclasses.replace(event, committed=event.committed or epoch), created, epoch, run)
 
 
 def _payload(env: Mapping[str, str]) -> str | None:

@@ -115,3 +115,15 @@ def test_a_rule_that_cannot_give_a_tag_is_one_error_naming_it(rule: str, message
     with pytest.raises(RuleError) as err:
         compute(parse_rules((rule,)), Flavor(), ev("refs/tags/v1.0.0"), NOW)
     assert rule in str(err.value) and message in str(err.value)
+
+
+def test_commit_date_is_the_commits_time_and_date_the_runs() -> None:
+    committed = int(datetime(2019, 12, 24, 18, 0, tzinfo=UTC).timestamp())
+    event = Event("schedule", "refs/heads/master", SHA, "master", committed=committed)
+    rules = parse_rules(["type=schedule,pattern={{date 'YYYYMMDD'}}-{{commit_date 'YYYYMMDD-HHmm'}}"])
+    assert compute(rules, Flavor(), event, NOW).tags == ("20200110-20191224-1800",)
+
+
+def test_commit_date_without_a_known_commit_time_is_the_runs() -> None:
+    rules = parse_rules(["type=raw,value=at-{{commit_date 'YYYYMMDD'}}"])
+    assert compute(rules, Flavor(), ev("refs/heads/master"), NOW).tags == ("at-20200110",)

@@ -4,6 +4,7 @@ version tag gets from the same rules (bakery.tags.plan.decide), on the same even
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,7 +40,8 @@ def project(root: Path, rules: list[str]) -> Config:
 def test_a_release_gets_the_tags_build_push_of_its_version_tag_gets(tmp_path: Path, rules: list[str],
                                                                      version: str) -> None:
     cfg = project(tmp_path, rules)
-    pushed = from_environment({}, git=GitFacts(head_tags=(f"v{version}",), sha=SHA))     # a detached tag checkout
+    pushed = replace(from_environment({}, git=GitFacts(head_tags=(f"v{version}",), sha=SHA)),  # a tag checkout
+                     committed=EPOCH)                                                     # as resolve() reads it
     built = decide(settings(cfg), pushed, datetime.fromtimestamp(EPOCH, UTC))
     released = tag_source(cfg, GitInfo(SHA, (f"v{version}",), None, EPOCH, ()), parse_version(version))
     assert released.event == pushed and released.tags == built.tags.tags
