@@ -205,15 +205,17 @@ def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
 BUILDX_RECORD = ".buildx-version.json"      # under bake/: the buildx version and what it was read with
 
 
-def docker_from(c: Context, config: Config | None, *, verbose: bool = False, dry_run: bool = False) -> Docker:
+def docker_from(c: Context, config: Config | None, *, verbose: bool = False, dry_run: bool = False,
+                record: bool = False) -> Docker:
     """The docker adapter for the current docker context; :func:`bakery.docker.docker_for` derives per-builder
-    ones; the buildx version is kept in ``bake/.buildx-version.json`` (read again when docker or buildx changed).
+    ones; with ``record`` (the build tasks) the buildx version is kept in ``bake/.buildx-version.json`` (read
+    again when docker or buildx changed; bench, clean and doctor leave the checkout as it was).
     ``BUILDX_BUILDER`` in the caller's environment is cleared: the implicit builder is the current context's
     own, the engine ``docker info`` describes (other builders are named in bakery.yaml's ``builders:``)."""
     env = {"BUILDX_BUILDER": ""} if os.environ.get("BUILDX_BUILDER") else None
-    record = config.root / config.bake_dir / BUILDX_RECORD if config is not None else None
+    kept = config.root / config.bake_dir / BUILDX_RECORD if config is not None and record else None
     return Docker(Runner(verbose=verbose, dry_run=dry_run), binary=_settings(c).get("docker") or "docker", env=env,
-                  buildx_record=record)
+                  buildx_record=kept)
 
 
 class StatusLine:

@@ -34,7 +34,7 @@ def generate(c: Context, hcl: bool = False, config: str | None = None, check: bo
     """Write bake/docker-bake.json (and .hcl) from bakery.yaml."""
     cfg = config_from(c, config)
     formats = list(cfg.formats) + (["hcl"] if hcl and "hcl" not in cfg.formats else [])
-    docker = docker_from(c, cfg) if check else None
+    docker = docker_from(c, cfg, record=True) if check else None
     for path in generate_mod.generate(cfg, docker, sys.stdout, formats=formats, check=check):
         print(f"wrote {path.relative_to(cfg.root)}")
 
@@ -75,7 +75,7 @@ def build(c: Context, group: list[str] | None = None, image: list[str] | None = 
         raise BakeryError(f"--print and {'--dry-run' if dry_run else '--json'} exclude each other: --print builds "
                           "nothing and its JSON is bake's")
     cfg = config_from(c, config)
-    docker = docker_from(c, cfg, verbose=verbose, dry_run=dry_run)
+    docker = docker_from(c, cfg, verbose=verbose, dry_run=dry_run, record=True)
     if builder:
         found = docker.builder_info(builder)
         if found is None:

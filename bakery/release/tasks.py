@@ -40,7 +40,7 @@ def release(c: Context, group: list[str] | None = None, image: list[str] | None 
     from bakery.release.run import release as run_release
     from bakery.release.settings import settings
     cfg = config_from(c, config)
-    docker = docker_from(c, cfg, verbose=verbose, dry_run=dry_run)
+    docker = docker_from(c, cfg, verbose=verbose, dry_run=dry_run, record=True)
     request = ReleaseRequest(version=version, groups=tuple(group or ()), images=tuple(image or ()),
                              cache_scope=cache_scope, progress=progress, allow_dirty=allow_dirty,
                              publish=publish, untag_intermediate=untag_intermediate, rebuild=rebuild)
