@@ -36,7 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.bench.bench_overhead import timed  # noqa: E402  (also selects the stack: BAKERY_STACK)
+from tests.bench.bench_overhead import fresh_runner, timed  # noqa: E402  (also selects the stack: BAKERY_STACK)
 from bakery.bench.machine import untag  # noqa: E402
 from bakery.build import bakefile  # noqa: E402
 from bakery.config import load  # noqa: E402
@@ -44,14 +44,6 @@ from bakery.config.variables import bake_variables  # noqa: E402
 from bakery.docker import Docker  # noqa: E402
 from bakery.oci.registry import Registry  # noqa: E402
 from bakery.process import Runner  # noqa: E402
-
-
-def fresh_runner(root: Path) -> None:
-    """What a new CI runner starts from, untimed: no local build cache (the registry's cache and the pushed layers
-    stay) and a fresh checkout (bakery's machine-local records under bake/ gone)."""
-    Docker(Runner()).prune_build_cache()
-    for record in (root / "bake").glob(".*.json"):
-        record.unlink()
 
 
 def pairs_of(root: Path, pairs: int, tag: str, before: object = None,
