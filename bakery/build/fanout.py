@@ -71,8 +71,9 @@ def jobs_for(plan: Mapping[str, Sequence[TargetInfo]], builders: Mapping[str, Bu
     """Jobs in plan order: one per builder, or one per target on a builder with ``max_parallel``.
 
     With ``contexts`` (target -> build context; see :func:`rounds`), a builder's targets that share a context go to
-    separate bakes, run one after another: buildx >= 0.17 gives targets of one bake that share a local context one
-    session, and BuildKit then keeps only one target's cache imports for the shared steps (docs/stack.md).
+    separate bakes, run side by side: buildx >= 0.17 gives targets of one bake that share a local context one
+    session, and BuildKit then keeps only one target's cache imports for the shared steps (docs/stack.md); bakes of
+    their own (one session each) keep every target's imports, also when they run at once.
     """
     jobs = []
     for name, targets in plan.items():
@@ -128,8 +129,8 @@ def run_jobs(base: Docker, jobs: Sequence[Job], options: BakeOptions, explain: A
     watcher = _watch(state, beside) if beside is not None else None
     single = len(jobs) == 1
     builders_in_order = list(dict.fromkeys(j.builder.name for j in jobs))
-    # one bake at a time (one builder, each running one bake at once): their outputs never interleave
-    sequential = len(builders_in_order) == 1 and (single or (jobs[0].builder.max_parallel or 1) == 1)
+    # one bake at a time (a single job, or one builder with max_parallel 1): their outputs never interleave
+    sequential = single or (len(builders_in_order) == 1 and jobs[0].builder.max_parallel == 1)
 
     def run(job: Job) -> None:
         if state.cancelled:
@@ -173,7 +174,7 @@ def run_jobs(base: Docker, jobs: Sequence[Job], options: BakeOptions, explain: A
 
     def run_builder(name: str) -> None:
         mine = [j for j in jobs if j.builder.name == name]
-        width = mine[0].builder.max_parallel or 1
+        width = mine[0].builder.max_parallel or len(mine)     # rounds (no max_parallel) all at once
         if width == 1 or len(mine) == 1:
             for job in mine:
                 run(job)

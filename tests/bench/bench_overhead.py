@@ -3,7 +3,7 @@
 1. ``bakery build`` against ``docker buildx bake`` on the same generated file with a warm cache: after one untimed
    warm-up build, the two commands alternate (the first of each pair alternates too) and the median of the
    per-pair wall-time ratios is reported, with each side's median. Where bakery bakes in rounds (buildx >= 0.17, docs/stack.md), the same
-   rounds run raw, one after another, are a third side: bakery's own cost apart from the rounds.  ``bakery build`` includes everything a user
+   rounds run raw, side by side, are a third side: bakery's own cost apart from the rounds.  ``bakery build`` includes everything a user
    waits for: Python start-up, config loading, generating and checking the bake file (``bake --print``), the
    preflight (engine, buildx, builder, QEMU, registry), the bake itself and writing ``bake/results.json``.  The bake
    side gets the same arguments bakery passes (targets, ``--progress plain``, ``--metadata-file``).
@@ -49,6 +49,21 @@ from bakery.oci.reference import parse_reference  # noqa: E402
 from bakery.oci.registry import Registry  # noqa: E402
 
 
+def timed_together(argvs: list[list[str]], cwd: Path, env: dict[str, str]) -> float:
+    """Wall time of running every argv at once (bakery's rounds run side by side)."""
+    if len(argvs) == 1:
+        return timed(argvs[0], cwd, env)
+    started = time.monotonic()
+    procs = [subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for argv in argvs]
+    errors = [p.communicate()[1] for p in procs]
+    elapsed = time.monotonic() - started
+    for argv, p, err in zip(argvs, procs, errors):
+        if p.returncode != 0:
+            raise SystemExit(f"{' '.join(argv[:4])} failed: {err[-2000:]}")
+    return elapsed
+
+
 def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
     started = time.monotonic()
     proc = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -81,14 +96,15 @@ def overhead(pairs: int, fresh: bool = False) -> None:
         bake_argv = docker.bake_argv([Path("bake/docker-bake.json")], names, progress="plain",
                                      metadata_file=Path("bake/.metadata-overhead.json"))
         # where buildx shares the session of targets with one context, bakery bakes them in rounds
-        # (docs/stack.md): the same bakes run raw, one after another, are the third side
+        # (docs/stack.md): the same bakes run raw, side by side as bakery runs them, are the third side
         infos = bakefile.target_infos(config, names)
         split = [list(j.targets) for j in fanout.jobs_for(
             fanout.by_builder(config, infos), config.builders, root, "bench",
             {i.name: config.images[i.image].context for i in infos}
             if docker.capabilities().shared_context_sessions else None)]
         rounds_argvs = [docker.bake_argv([Path("bake/docker-bake.json")], [t.name for t in chunk], progress="plain",
-                                         metadata_file=Path("bake/.metadata-overhead.json")) for chunk in split]
+                                         metadata_file=Path(f"bake/.metadata-overhead-{i}.json"))
+                        for i, chunk in enumerate(split)]
         sides: dict[str, list[list[str]]] = {"bakery": [bakery_argv], "bake": [bake_argv]}
         if len(rounds_argvs) > 1:
             sides["rounds"] = rounds_argvs
@@ -102,7 +118,7 @@ def overhead(pairs: int, fresh: bool = False) -> None:
                 for name in order:
                     if fresh:
                         fresh_runner(root)
-                    times[name].append(sum(timed(argv, root, {**env, **variables}) for argv in sides[name]))
+                    times[name].append(timed_together(sides[name], root, {**env, **variables}))
             bakery_s, bake_s = times["bakery"], times["bake"]
             ratios = [a / b for a, b in zip(bakery_s, bake_s)]
             warmth = "fresh runner (registry-warm: local build cache pruned, bake/ records gone)" if fresh \

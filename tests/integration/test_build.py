@@ -116,6 +116,19 @@ def test_rebuild_after_pruning_the_local_cache_hits_the_registry_cache(built) ->
     assert sorted(index_platforms(index)) == sorted(EXPECTED["api"])
 
 
+def test_the_rounds_of_one_builder_run_side_by_side(built) -> None:
+    root, _, _ = built
+    proc = subprocess.run([sys.executable, "-m", "bakery", "build", "--no-skip"], cwd=root, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    labels = [m.group(1) for m in re.finditer(r"^\[default (\d)/2\] ", proc.stderr, re.M)]
+    if not Docker(Runner()).capabilities().shared_context_sessions:      # buildx < 0.17: one bake, no rounds
+        assert labels == []
+        return
+    # both bakes started before either ended: round 2's lines come before round 1's last one
+    assert labels.index("2") < len(labels) - 1 - labels[::-1].index("1"), proc.stderr[-4000:]
+
+
 def test_dry_run_prints_the_exact_commands_and_changes_nothing(built) -> None:
     root, prefix, _ = built
     results = root / "bake" / "results.json"
