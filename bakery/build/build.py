@@ -6,6 +6,7 @@ The bake model lives in :mod:`bakery.build.bakefile`; this module sequences it w
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -148,6 +149,15 @@ class BuildRun:
     where: dict[str, skip_mod.Where] = field(default_factory=dict)
     inputs: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, dict[str, Any]] = field(default_factory=dict)   # target -> seconds, steps, cached
+    reused: Callable[[], None] | None = None   # waits for the copies of the unchanged results made beside the bake
+    client: tuple[Registry, str] | None = None  # the registry client of the run and its repository prefix
+
+
+def _registry(run: BuildRun) -> tuple[Registry, str]:
+    """The run's one registry client (one connection pool, one token per scope) and its repository prefix."""
+    if run.client is None:
+        run.client = registry_for(run.variables[VAR_REGISTRY])
+    return run.client
 
 
 Preflight = Callable[[Sequence[TargetInfo]], None]
@@ -173,7 +183,15 @@ def build(config: Config, docker: Docker, request: BuildRequest, out: TextIO = s
         judged = _early(preflight, todo)
     if todo and not request.push and request.cache_export and not docker.runner.dry_run:
         request = _cache_rights(config, run, request, out)
-    meta = _bake(config, docker, request, run, todo, judged) if todo else {}
+    if todo and run.skip.unchanged and not docker.runner.dry_run:
+        run.reused = _beside(lambda: _reuse(run), "reuse")
+    try:
+        meta = _bake(config, docker, request, run, todo, judged) if todo else {}
+    except BakeryError:
+        if run.reused is not None:                 # the copies end before the error is told (it is the bake's)
+            with contextlib.suppress(BakeryError):
+                run.reused()
+        raise
     if request.load and request.tag and todo:
         _tag_loaded(config, docker, run, todo, request.tag, out)
     result = BuildResult(run.variables[VAR_TAG])
@@ -193,7 +211,7 @@ def build(config: Config, docker: Docker, request: BuildRequest, out: TextIO = s
         built = {name: t["digest"] for name, t in result.targets.items()}
         reused = {u.part.digest: u.part for u in run.skip.unchanged.values()}
         _record(result, stitch.stitch_images(config, _images(run.infos), result.tag, run.variables[VAR_REGISTRY],
-                                             built, request.also, reused))
+                                             built, request.also, reused, _registry(run)))
     write_results(config, result)
     if result.images and config.mirrors:
         mirror.copy_to_mirrors(config, docker, result.images, out)
@@ -206,15 +224,24 @@ def _early(preflight: Preflight | None, infos: Sequence[TargetInfo]) -> Callable
     (:func:`bakery.build.fanout.run_jobs` stops them when it raises). Nobody waits when nothing is built."""
     if preflight is None:
         return lambda: None
+    return _beside(lambda: preflight(infos), "preflight")
+
+
+def _passed() -> None:
+    """A preflight already judged."""
+
+
+def _beside(work: Callable[[], None], name: str) -> Callable[[], None]:
+    """Start ``work`` in a thread of its own; the callable waits for it and raises what it raised."""
     found: list[BaseException | None] = []
 
-    def judge() -> None:
+    def go() -> None:
         try:
-            preflight(infos)
+            work()
             found.append(None)
         except BaseException as exc:        # handed to the caller's thread
             found.append(exc)
-    worker = threading.Thread(target=judge, name="preflight", daemon=True)
+    worker = threading.Thread(target=go, name=name, daemon=True)
     worker.start()
 
     def wait() -> None:
@@ -224,8 +251,10 @@ def _early(preflight: Preflight | None, infos: Sequence[TargetInfo]) -> Callable
     return wait
 
 
-def _passed() -> None:
-    """A preflight already judged."""
+def _reuse(run: BuildRun) -> None:
+    """Point every unchanged result at this run's per-group ref (a manifest copy)."""
+    registry, _ = _registry(run)
+    skip_mod.reuse(registry, run.skip, run.where)
 
 
 def prepare(config: Config, docker: Docker, request: BuildRequest, out: TextIO) -> BuildRun:
@@ -247,7 +276,7 @@ def prepare(config: Config, docker: Docker, request: BuildRequest, out: TextIO) 
 
 def _decide_skip(config: Config, docker: Docker, run: BuildRun, overlay: Mapping[str, Any] | None, out: TextIO) -> None:
     """Phase (``--push``, skip on): input digests, then the registry lookups; prints what is not built."""
-    registry, prefix = registry_for(run.variables[VAR_REGISTRY])
+    registry, prefix = _registry(run)
     for info in run.infos:
         repository = config.images[info.image].repository
         run.where[info.name] = skip_mod.Where(f"{prefix}/{repository}" if prefix else repository,
@@ -363,7 +392,7 @@ def _cache_rights(config: Config, run: BuildRun, request: BuildRequest, out: Tex
     would fail the build; it is turned off, with a note (the cache is still read)."""
     if config.cache.type != "registry" or not run.infos:
         return request
-    registry, prefix = registry_for(run.variables[VAR_REGISTRY])
+    registry, prefix = _registry(run)
     repo = config.images[run.infos[0].image].repository
     try:
         refused = registry.push_refused(f"{prefix}/{repo}" if prefix else repo)
@@ -380,7 +409,7 @@ def _record_sizes(config: Config, run: BuildRun, result: BuildResult) -> None:
     """Phase (``--push``): each target built and pushed now gets its compressed size per platform (config and
     layers, as the registry stores them) in its record as ``sizes``; an unchanged target costs no request (a no-op
     build stays a few lookups), and a lookup that fails leaves it out (never fails the build)."""
-    registry, prefix = registry_for(run.variables[VAR_REGISTRY])
+    registry, prefix = _registry(run)
     for name, record in result.targets.items():
         if not record.get("digest") or record.get("unchanged_since"):
             continue
@@ -409,12 +438,16 @@ def platform_sizes(registry: Registry, repo: str, digest: str) -> dict[str, int]
 
 def _reuse_and_record(config: Config, run: BuildRun, meta: Mapping[str, Any], result: BuildResult,
                       out: TextIO) -> None:
-    """Phase: point unchanged results at this run's per-group refs; record the inputs of what was built (a record
-    that cannot be written is a note, never a failure: the next run builds again)."""
+    """Phase: point unchanged results at this run's per-group refs (done beside the bake when one ran, as bake
+    pushes each target it built); record the inputs of what was built (a record that cannot be written is a
+    note, never a failure: the next run builds again)."""
     if not run.where:
         return
-    registry, _ = registry_for(run.variables[VAR_REGISTRY])
-    skip_mod.reuse(registry, run.skip, run.where)
+    registry, _ = _registry(run)
+    if run.reused is not None:
+        run.reused()
+    else:
+        _reuse(run)
     for name, w in run.where.items():
         got = run.inputs.get(name)
         if name in run.skip.unchanged or got is None or got.digest is None or name not in meta:

@@ -108,12 +108,14 @@ def plan_lines(config: Config, images: Sequence[str], tag: str, registry_host: s
 
 def stitch_images(config: Config, images: Sequence[str], tag: str, registry_host: str,
                   built: Mapping[str, str | None], also: Sequence[str] = (),
-                  known: Mapping[str, Part] | None = None) -> Stitching:
+                  known: Mapping[str, Part] | None = None,
+                  client: tuple[Registry, str] | None = None) -> Stitching:
     """One index per image under the public tag, from all of the image's groups: those in ``built`` (target name
     -> digest bake reported) as built now, the others from their per-group refs pushed earlier. An image with a
     group missing is left for later, with a note. The images are stitched concurrently (their own requests);
-    ``known``: per-group results already read, by digest."""
-    registry, prefix = registry_for(registry_host)
+    ``known``: per-group results already read, by digest; ``client``: the registry client and prefix of
+    ``registry_host`` when the caller has one."""
+    registry, prefix = client or registry_for(registry_host)
     done = Stitching()
 
     def one(image: str) -> tuple[str, dict[str, Any] | str]:
