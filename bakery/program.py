@@ -127,6 +127,9 @@ def allowed_empty(collection: Collection) -> dict[str, frozenset[str]]:
 
 
 class BakeryProgram(Program):
+    _contexts: list[ParserContext] = []
+    _contexts_of: Collection | None = None
+
     def parse_collection(self) -> None:
         super().parse_collection()
         # a bundled namespace skips project config loading; read ./invoke.yaml like `invoke` would
@@ -134,7 +137,8 @@ class BakeryProgram(Program):
         self.config.load_project()
 
     def parse_tasks(self) -> None:
-        message = empty_value(self.argv, self.collection.to_contexts(), allowed_empty(self.collection))
+        contexts = self._contexts if self.collection is self._contexts_of else self.collection.to_contexts()
+        message = empty_value(self.argv, contexts, allowed_empty(self.collection))
         if message:
             raise ParseError(message)
         super().parse_tasks()
@@ -142,7 +146,8 @@ class BakeryProgram(Program):
     def run(self, argv: list[str] | None = None, exit: bool = True) -> None:
         try:
             given = list(argv) if argv is not None else list(sys.argv)
-            contexts = (self.namespace or ns).to_contexts()
+            self._contexts_of = self.namespace or ns
+            self._contexts = contexts = self._contexts_of.to_contexts()     # built once: parse_tasks reads them too
             asked = help_argv(given, contexts)
             super().run(asked or positional_targets(given, contexts), exit)
         except BrokenPipeError:
