@@ -12,7 +12,6 @@ from pathlib import Path
 from invoke import Context, Exit
 
 from bakery.build import build as build_mod
-from bakery.build import check as check_mod
 from bakery.build import github
 from bakery.build import labels
 from bakery.build import generate as generate_mod
@@ -155,6 +154,7 @@ def check(c: Context, group: list[str] | None = None, image: list[str] | None = 
     """Run the Dockerfile build checks of every target (buildx >= 0.16): Dockerfile:LINE: rule: message."""
     cfg = config_from(c, config)
     docker = docker_from(c, cfg)
+    from bakery.build import check as check_mod     # only `check` needs it: `build` starts without it
     found = check_mod.run_checks(cfg, docker, sys.stderr, tuple(group or ()), tuple(image or ()))
     if found is None:
         print(f"bakery: {check_mod.unavailable(docker)}", file=sys.stderr)

@@ -19,10 +19,9 @@ from bakery.cli import Progress, config_from, docker_from, errors_to_exit, task
 from bakery.errors import BakeryError, RegistryError
 from bakery.humanize import short_digest, human_bytes as format_bytes
 
-from bakery.clean.model import DELETE_DIGEST, Plan
-
 if TYPE_CHECKING:
     from bakery.clean import execute as core
+    from bakery.clean.model import Plan
 
 __all__ = ["clean", "format_bytes", "plan_table"]
 # the clean core is imported by the task when it runs: `bakery build` does not pay for it
@@ -39,6 +38,7 @@ def _abbreviate(text: str) -> str:
 def plan_table(ref: str, plan: Plan, snapshot_tags: int, snapshot_manifests: int,
                platforms: dict[str, str | None] | None = None) -> str:
     """The plan as a table: ACTION, WHAT, FREES, WHY; then what is kept and protected, and the warnings."""
+    from bakery.clean.model import DELETE_DIGEST   # imported when the task runs, not when bakery starts
     platforms = platforms or {}
     saved = {p.what: p.why for p in plan.protected}
     rows: list[tuple[str, str, str, str]] = []
@@ -151,6 +151,7 @@ def _registry(cfg: Any, images: Sequence[str], yes: bool, as_json: bool, workers
 
 
 def _summary(plan: Plan, outcome: core.Outcome) -> str:
+    from bakery.clean.model import DELETE_DIGEST   # imported when the task runs, not when bakery starts
     if outcome.refused:
         return "  nothing was changed: the registry refuses DELETE"
     untagged = sum(1 for e in outcome.done if e.action == "untag")

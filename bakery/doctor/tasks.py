@@ -12,10 +12,8 @@ from bakery.config.model import Config
 from bakery.docker import Docker
 from bakery.cli import _settings, config_from, docker_from, errors_to_exit, has_config, task
 from bakery.docker import describe
-from bakery.build.check import run_checks, unavailable
 from bakery.doctor.checks import Check, assess, emulation_check, machine_checks
 from bakery.doctor.facts import gather, machine_facts
-from bakery.doctor.provision import ensure, register_qemu
 from bakery.errors import BakeryError
 
 
@@ -23,6 +21,7 @@ from bakery.errors import BakeryError
 @errors_to_exit
 def setup(c: Context, dry_run: bool = False, verbose: bool = False, config: str | None = None) -> None:
     """Register QEMU handlers for every emulated platform and create/bootstrap every builder (idempotent)."""
+    from bakery.doctor.provision import ensure, register_qemu   # imported when the task runs, not when bakery starts
     cfg = config_from(c, config)
     docker = docker_from(c, cfg, verbose=verbose, dry_run=dry_run)
     native = docker.engine().os_arch
@@ -71,6 +70,7 @@ def doctor(c: Context, json_: bool = False, check: bool = False, config: str | N
 
 def build_checks(cfg: Config, docker: Docker) -> Check:
     """The Dockerfile build checks as one doctor check: findings are reported, they do not fail doctor."""
+    from bakery.build.check import run_checks, unavailable   # only `doctor --check` needs it
     found = run_checks(cfg, docker, sys.stderr)
     if found is None:
         return Check("build checks", True, unavailable(docker))

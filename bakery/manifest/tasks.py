@@ -17,7 +17,6 @@ from bakery.config.variables import VAR_REGISTRY, bake_variables
 from bakery.errors import BakeryError
 from bakery.manifest import drafts as man
 from bakery.oci.registry import OCI_INDEX, Manifest, Registry, digest_of
-from bakery.oci.untag import untag
 
 
 def _where(c: Context, config: str | None) -> tuple[Path, str | None]:
@@ -135,6 +134,7 @@ def inspect_(c: Context, ref: str, json_: bool = False, raw: bool = False, confi
 @errors_to_exit
 def rm(c: Context, ref: str, draft: bool = False, config: str | None = None) -> None:
     """Remove one tag from the registry and nothing else: what it pointed at stays (indexes stay pullable)."""
+    from bakery.oci.untag import untag            # imported when the task runs, not when bakery starts
     drafts, default = _where(c, config)
     r = man.resolve_ref(ref, default)
     if draft:
