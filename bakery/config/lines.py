@@ -77,10 +77,14 @@ def read_yaml(path: Path, source: str) -> tuple[Any, KeyLines]:
     lines = KeyLines()
     errors: list[ConfigError] = []
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        if node is not None:
-            lines.walk(node, "", source, errors)      # bounded: before anything expands the aliases
-        data = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)                # parsed once: the nodes give the lines, then the data
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                lines.walk(node, "", source, errors)  # bounded: before anything expands the aliases
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except RecursionError:
         raise ConfigError(source, "", f"is nested deeper than YAML can be read (over {MAX_DEPTH} levels)") from None
     except ValueError as exc:       # e.g. an integer of thousands of digits
