@@ -12,13 +12,12 @@ import json
 import os
 import re
 import sys
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from bakery.build import bakefile
+from bakery.build import background, bakefile
 from bakery.build import fanout
 from bakery.build import inputs as inputs_mod
 from bakery.build import skip as skip_mod
@@ -27,7 +26,7 @@ from bakery.build.bakefile import TargetInfo
 from bakery.config.variables import VAR_REGISTRY, VAR_SCOPE, VAR_TAG
 from bakery.config.model import Config
 from bakery.build import entitlements
-from bakery.build.generate import JSON_FILE, evaluated_targets, generate
+from bakery.build.generate import JSON_FILE, evaluated_targets, verify, write
 from bakery.build.overrides import Overrides, overrides
 from bakery.docker import Docker, docker_for
 from bakery.errors import BakeryError, RegistryError
@@ -151,6 +150,7 @@ class BuildRun:
     stats: dict[str, dict[str, Any]] = field(default_factory=dict)   # target -> seconds, steps, cached
     reused: Callable[[], None] | None = None   # waits for the copies of the unchanged results made beside the bake
     client: tuple[Registry, str] | None = None  # the registry client of the run and its repository prefix
+    checked: Callable[[], None] = field(default=lambda: None)  # waits for the generated file's --print check
 
 
 def _registry(run: BuildRun) -> tuple[Registry, str]:
@@ -184,9 +184,10 @@ def build(config: Config, docker: Docker, request: BuildRequest, out: TextIO = s
     if todo and not request.push and request.cache_export and not docker.runner.dry_run:
         request = _cache_rights(config, run, request, out)
     if todo and run.skip.unchanged and not docker.runner.dry_run:
-        run.reused = _beside(lambda: _reuse(run), "reuse")
+        run.reused = background.start(lambda: _reuse(run), "reuse")
     try:
-        meta = _bake(config, docker, request, run, todo, judged) if todo else {}
+        meta = _bake(config, docker, request, run, todo, background.both(judged, run.checked)) if todo else {}
+        run.checked()                                 # nothing is recorded or stitched from an unchecked file
     except BakeryError:
         if run.reused is not None:                 # the copies end before the error is told (it is the bake's)
             with contextlib.suppress(BakeryError):
@@ -224,31 +225,7 @@ def _early(preflight: Preflight | None, infos: Sequence[TargetInfo]) -> Callable
     (:func:`bakery.build.fanout.run_jobs` stops them when it raises). Nobody waits when nothing is built."""
     if preflight is None:
         return lambda: None
-    return _beside(lambda: preflight(infos), "preflight")
-
-
-def _passed() -> None:
-    """A preflight already judged."""
-
-
-def _beside(work: Callable[[], None], name: str) -> Callable[[], None]:
-    """Start ``work`` in a thread of its own; the callable waits for it and raises what it raised."""
-    found: list[BaseException | None] = []
-
-    def go() -> None:
-        try:
-            work()
-            found.append(None)
-        except BaseException as exc:        # handed to the caller's thread
-            found.append(exc)
-    worker = threading.Thread(target=go, name=name, daemon=True)
-    worker.start()
-
-    def wait() -> None:
-        worker.join()
-        if found and found[0] is not None:
-            raise found[0]
-    return wait
+    return background.start(lambda: preflight(infos), "preflight")
 
 
 def _reuse(run: BuildRun) -> None:
@@ -258,20 +235,24 @@ def _reuse(run: BuildRun) -> None:
 
 
 def prepare(config: Config, docker: Docker, request: BuildRequest, out: TextIO) -> BuildRun:
-    """Phase: the targets, the bake document (built once), the generated file (checked) and the grants."""
+    """Phase: the targets, the bake document (built once), the generated file and the grants. The file's
+    ``--print`` check starts in the background (:attr:`BuildRun.checked` waits for it): it runs beside the
+    lookups and the bake, and what it finds stops the bake."""
     names = bakefile.select_targets(config, request.groups, request.images, request.targets)
     infos = bakefile.target_infos(config, names)
     variables = bake_variables(config, request.tag, request.cache_scope)
     caps = docker.capabilities()
     doc = bakefile.document(config, caps)
-    generate(config, docker, out, formats=["json"], check=request.check, doc=doc)
+    written = write(config, docker, out, formats=["json"], doc=doc)
+    checked = background.start(lambda: verify(config, docker, written), "print-check") \
+        if request.check and written.wrote else background.passed
     evaluated = evaluated_targets(doc, variables)
     if not docker.runner.dry_run:
         for directory in entitlements.cache_dirs(evaluated, names, config.root):
             directory.mkdir(parents=True, exist_ok=True)
     allow = entitlements.grants(evaluated, names, config.root, caps)
     given = overrides(request.sets, request.build_args, names, caps, request.provenance, request.sbom)
-    return BuildRun(infos, variables, doc, evaluated, allow, given)
+    return BuildRun(infos, variables, doc, evaluated, allow, given, checked=checked)
 
 
 def _decide_skip(config: Config, docker: Docker, run: BuildRun, overlay: Mapping[str, Any] | None, out: TextIO) -> None:
@@ -308,7 +289,7 @@ def _bake(config: Config, docker: Docker, request: BuildRequest, run: BuildRun,
     remote fails the build before any group is built."""
     if not all(config.builder_of(i.group).implicit for i in todo):
         judged()
-        judged = _passed
+        judged = background.passed
     token = str(os.getpid())
     options, run_overlay = bake_options(config, docker, request, run, todo, token)
     jobs = fanout.jobs_for(fanout.by_builder(config, todo), config.builders, config.root / config.bake_dir, token,

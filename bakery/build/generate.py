@@ -11,6 +11,7 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -106,38 +107,63 @@ def generate(config: Config, docker: Docker | None, out: TextIO, *, formats: Seq
 
     If the check fails the previous files are restored, so a bad generation never replaces a good one.
     """
-    caps = docker.capabilities() if docker is not None else None
-    doc = bakefile.document(config, caps) if doc is None else doc
+    written = write(config, docker, out, formats=formats, doc=doc)
+    if check and docker is not None and written.wrote:
+        verify(config, docker, written)
+    return list(written.files)
+
+
+@dataclass(frozen=True)
+class Written:
+    """Bake files just written, and what they replaced (restored when the check fails); ``wrote`` is false in a
+    dry run, which only says what it would write."""
+    doc: Mapping[str, Any]
+    files: dict[Path, str]
+    previous: dict[Path, str]
+    wrote: bool = True
+
+
+def write(config: Config, docker: Docker | None, out: TextIO, *, formats: Sequence[str] | None = None,
+          doc: Mapping[str, Any] | None = None) -> Written:
+    """Write the bake files atomically (only when their bytes change); a dry run says what it would write."""
+    if doc is None:
+        doc = bakefile.document(config, docker.capabilities() if docker is not None else None)
     files = render(doc, config, formats)
     if docker is not None and docker.runner.dry_run:
         for path in files:
             print(f"would write {os.path.relpath(path)}", file=out)
-        return list(files)
+        return Written(doc, files, {}, wrote=False)
     previous = {p: p.read_text(encoding="utf-8") for p in files if p.exists()}
     if previous != files:
         write_files(files)
-    if check and docker is not None:
-        variables = bake_variables(config, env={})
-        checked = _checked(config)
-        version = ".".join(map(str, docker.buildx_version()))
-        todo = {p: _stamp(text, version) for p, text in files.items() if checked.get(p.name) != _stamp(text, version)}
-        try:
-            for path in todo:
-                printed = docker.bake_print([path.relative_to(config.root)], ["default"], variables, config.root)
-                problems = compare_with_print(doc, printed, variables, caps)
-                if problems:
-                    raise BakeryError(f"{path.name}: buildx does not read it as generated: {problems[0]}"
-                                      + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
-        except BaseException:
-            write_files(previous) if previous else None
-            for p in files:
-                if p not in previous:
-                    p.unlink(missing_ok=True)
-            raise
-        if todo:
-            write_file(config.root / config.bake_dir / CHECKED_FILE,
-                       json.dumps({**checked, **{p.name: stamp for p, stamp in todo.items()}}, sort_keys=True) + "\n")
-    return list(files)
+    return Written(doc, files, previous)
+
+
+def verify(config: Config, docker: Docker, written: Written) -> None:
+    """Check with ``bake --print`` that the installed buildx reads the written files as generated (skipped for
+    a file whose bytes and buildx version are those of the last check, ``bake/.print-checked.json``). On a
+    failure the previous files are restored (a file that was not there is removed) and the error raised."""
+    variables = bake_variables(config, env={})
+    checked = _checked(config)
+    version = ".".join(map(str, docker.buildx_version()))
+    files = written.files
+    todo = {p: _stamp(text, version) for p, text in files.items() if checked.get(p.name) != _stamp(text, version)}
+    try:
+        for path in todo:
+            printed = docker.bake_print([path.relative_to(config.root)], ["default"], variables, config.root)
+            problems = compare_with_print(written.doc, printed, variables, docker.capabilities())
+            if problems:
+                raise BakeryError(f"{path.name}: buildx does not read it as generated: {problems[0]}"
+                                  + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
+    except BaseException:
+        write_files(written.previous) if written.previous else None
+        for p in files:
+            if p not in written.previous:
+                p.unlink(missing_ok=True)
+        raise
+    if todo:
+        write_file(config.root / config.bake_dir / CHECKED_FILE,
+                   json.dumps({**checked, **{p.name: stamp for p, stamp in todo.items()}}, sort_keys=True) + "\n")
 
 
 def _stamp(text: str, buildx: str) -> str:

@@ -22,6 +22,7 @@ from bakery.errors import CommandError
 def definition(config: Config, docker: Docker, request: build_mod.BuildRequest, out: TextIO) -> str:
     """bake's JSON for the request's targets, every bakery override applied (``out`` gets generation's notes)."""
     run = build_mod.prepare(config, docker, request, out)
+    run.checked()
     options, overlay = build_mod.bake_options(config, docker, request, run, run.infos, f"print-{os.getpid()}")
     try:
         argv = options.argv(docker, [i.name for i in run.infos], print_only=True)

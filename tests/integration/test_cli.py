@@ -191,6 +191,26 @@ def test_targets_that_share_a_context_are_baked_in_rounds_where_buildx_shares_th
         assert bakes == ["api-amd64 api-arm worker-amd64 worker-arm static-amd64"]
 
 
+def test_a_file_buildx_reads_otherwise_stops_the_build_and_the_previous_file_stays(example_project: Path) -> None:
+    bake_dir = example_project / "bake"
+    first = bakery(example_project, "generate")
+    assert first.returncode == 0, first.stderr
+    good = (bake_dir / "docker-bake.json").read_text()
+    # bakery believes the other stack's buildx: it generates and compares in that version's form, which the
+    # installed buildx prints otherwise (the check runs beside the bake and stops it)
+    record = json.loads((bake_dir / ".buildx-version.json").read_text())
+    record["version"] = "0.29.1" if record["version"].startswith("0.13.") else "0.13.1"
+    (bake_dir / ".buildx-version.json").write_text(json.dumps(record))
+    (bake_dir / ".print-checked.json").unlink()
+    proc = bakery(example_project, "build")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("bakery: docker-bake.json: buildx does not read it as generated: target "), last
+    assert "Traceback" not in proc.stderr
+    assert (bake_dir / "docker-bake.json").read_text() == good
+    assert not (bake_dir / "results.json").exists() and not (bake_dir / ".print-checked.json").exists()
+
+
 def bakery(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     return run(cwd, sys.executable, "-m", "bakery", *argv)
 
