@@ -47,7 +47,8 @@ class Runner:
     out: TextIO = field(default_factory=lambda: sys.stderr)
 
     def echo(self, argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
-        print(f"+ {render(argv, env, cwd)}", file=self.out, flush=True)
+        self.out.write(f"+ {render(argv, env, cwd)}\n")     # one write: bakes side by side echo whole lines
+        self.out.flush()
 
     def _env(self, env: Mapping[str, str] | None) -> dict[str, str]:
         merged = dict(os.environ)

@@ -174,7 +174,8 @@ def run_jobs(base: Docker, jobs: Sequence[Job], options: BakeOptions, explain: A
 
     def run_builder(name: str) -> None:
         mine = [j for j in jobs if j.builder.name == name]
-        width = mine[0].builder.max_parallel or len(mine)     # rounds (no max_parallel) all at once
+        # rounds (no max_parallel) all at once; a dry run prints them in order
+        width = mine[0].builder.max_parallel or (1 if base.runner.dry_run else len(mine))
         if width == 1 or len(mine) == 1:
             for job in mine:
                 run(job)
