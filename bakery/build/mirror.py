@@ -6,7 +6,9 @@ per image and mirror. Every copy is tried; those that failed are then one error 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from bakery.config.model import Config
@@ -14,6 +16,10 @@ from bakery.docker import Docker
 from bakery.errors import BakeryError, CommandError
 
 __all__ = ["copy_to_mirrors", "mirror_refs"]
+
+ATTEMPTS = 3
+LOST_BLOB = "blob unknown to registry"                      # what buildx 0.2x says; 0.13 shows only the status:
+REFUSED_PUT = re.compile(r"unexpected status from PUT request to \S+/manifests/\S+: 400 ")
 
 
 def mirror_refs(config: Config, images: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, list[str]]]:
@@ -49,6 +55,20 @@ def _copy(docker: Docker, source: str, targets: Sequence[str]) -> None:
     """Copy ``source`` under the first target's tag, then tag the others from that copy: ``imagetools create``
     (buildx before 0.33) copies the blobs once per tag, all at once, and two uploads of one blob racing into one
     repository lose it on registry 2.8 (the manifest PUT then fails: blob unknown to registry)."""
-    docker.copy_index(source, targets[:1])
+    _again(lambda: docker.copy_index(source, targets[:1]))
     if len(targets) > 1:
-        docker.copy_index(f"{targets[0].rsplit(':', 1)[0]}@{source.rsplit('@', 1)[1]}", targets[1:])
+        _again(lambda: docker.copy_index(f"{targets[0].rsplit(':', 1)[0]}@{source.rsplit('@', 1)[1]}", targets[1:]))
+
+
+def _again(copy: Callable[[], None], sleep: Callable[[float], None] = time.sleep) -> None:
+    """One copy, run again (up to ``ATTEMPTS``, after a pause) when the mirror lost a blob: the platforms of one
+    index that share a blob upload it at once, and registry 2.8 can then refuse a manifest's PUT with 400 (blob
+    unknown to registry); a second copy finds the blobs there. Any other failure is raised at once."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            copy()
+            return
+        except CommandError as exc:
+            if attempt == ATTEMPTS or not (LOST_BLOB in str(exc) or REFUSED_PUT.search(str(exc))):
+                raise
+            sleep(attempt)

@@ -34,7 +34,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
 
 @dataclass
 class Fault:
-    kind: str                      # "429" | "500" | "timeout" | "reset"
+    kind: str                      # "429" | "500" | "timeout" | "reset" | "blob-unknown" (400 MANIFEST_BLOB_UNKNOWN)
     method: str = ".*"             # regex, full match on the HTTP method
     path: str = ".*"               # regex, search in the request path
     every: int = 1                 # inject on every n-th matching request (1: all of them)
@@ -47,7 +47,7 @@ class Fault:
     injected: int = 0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("429", "500", "timeout", "reset"):
+        if self.kind not in ("429", "500", "timeout", "reset", "blob-unknown"):
             raise ValueError(f"unknown fault kind {self.kind!r}")
 
     def hit(self, method: str, path: str) -> bool:
@@ -118,8 +118,9 @@ class FaultProxy:
                     self.close_connection = True
                     return
                 payload = b'{"errors":[{"code":"TOOMANYREQUESTS","message":"injected"}]}' if fault.kind == "429" \
-                    else b'{"errors":[{"code":"UNKNOWN","message":"injected"}]}'
-                self.send_response(int(fault.kind))
+                    else b'{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry"}]}' \
+                    if fault.kind == "blob-unknown" else b'{"errors":[{"code":"UNKNOWN","message":"injected"}]}'
+                self.send_response(400 if fault.kind == "blob-unknown" else int(fault.kind))
                 if fault.kind == "429":
                     self.send_header("Retry-After", fault.retry_after)
                 self.send_header("Content-Type", "application/json")

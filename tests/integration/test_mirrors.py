@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.faultproxy import Fault, FaultProxy
 from tests.integration.seed import digest_at, free_port, private_registry
 from tests.support.project import one_image
 
@@ -34,6 +35,20 @@ def test_every_index_is_copied_to_each_mirror_under_the_same_tag(bakery_cli: Cli
         first = digest_at(host, f"{name}/app", "v1")
         assert first is not None and digest_at(mirror.host, "copy/app", "v1") == first
         assert digest_at(mirror.host, "copy/app", "v1-amd64") is None     # only the public index is mirrored
+
+
+def test_a_mirror_that_loses_a_blob_during_the_copy_gets_the_copy_again(bakery_cli: Cli, tmp_path: Path,
+                                                                         prefix: str) -> None:
+    # registry 2.8 refuses the index when two platforms' uploads of one blob raced (buildx < 0.33): the first
+    # PUT of the index answers what it answers then
+    host, name = prefix.split("/", 1)
+    with private_registry() as mirror, FaultProxy(mirror.host, [Fault("blob-unknown", method="PUT",
+                                                                       path=r"/manifests/", limit=1)]) as proxy:
+        root = project(tmp_path, [prefix, f"{proxy.host}/copy"])
+        built = bakery_cli(root, "build", "--push", "--tag", "v1", "--json")
+        assert json.loads(built.stdout)["images"]["app"]["mirrored"] == [f"{proxy.host}/copy/app:v1"]
+        assert proxy.faults[0].injected == 1
+        assert digest_at(mirror.host, "copy/app", "v1") == digest_at(host, f"{name}/app", "v1")
 
 
 def test_an_unreachable_mirror_fails_the_run_after_the_first_registry_is_published(
