@@ -150,7 +150,7 @@ class BuildRun:
     stats: dict[str, dict[str, Any]] = field(default_factory=dict)   # target -> seconds, steps, cached
     reused: Callable[[], None] | None = None   # waits for the copies of the unchanged results made beside the bake
     client: tuple[Registry, str] | None = None  # the registry client of the run and its repository prefix
-    checked: Callable[[], None] = field(default=lambda: None)  # waits for the generated file's --print check
+    checked: Callable[[], None] = background.passed  # waits for the generated file's --print check
 
 
 def _registry(run: BuildRun) -> tuple[Registry, str]:
@@ -224,7 +224,7 @@ def _early(preflight: Preflight | None, infos: Sequence[TargetInfo]) -> Callable
     bake itself. The callable waits for it and raises what it found; the bake phase calls it beside the bakes
     (:func:`bakery.build.fanout.run_jobs` stops them when it raises). Nobody waits when nothing is built."""
     if preflight is None:
-        return lambda: None
+        return background.passed
     return background.start(lambda: preflight(infos), "preflight")
 
 

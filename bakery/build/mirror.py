@@ -60,7 +60,7 @@ def _copy(docker: Docker, source: str, targets: Sequence[str]) -> None:
         _again(lambda: docker.copy_index(f"{targets[0].rsplit(':', 1)[0]}@{source.rsplit('@', 1)[1]}", targets[1:]))
 
 
-def _again(copy: Callable[[], None], sleep: Callable[[float], None] = time.sleep) -> None:
+def _again(copy: Callable[[], None]) -> None:
     """One copy, run again (up to ``ATTEMPTS``, after a pause) when the mirror lost a blob: the platforms of one
     index that share a blob upload it at once, and registry 2.8 can then refuse a manifest's PUT with 400 (blob
     unknown to registry); a second copy finds the blobs there. Any other failure is raised at once."""
@@ -71,4 +71,4 @@ def _again(copy: Callable[[], None], sleep: Callable[[float], None] = time.sleep
         except CommandError as exc:
             if attempt == ATTEMPTS or not (LOST_BLOB in str(exc) or REFUSED_PUT.search(str(exc))):
                 raise
-            sleep(attempt)
+            time.sleep(attempt)
